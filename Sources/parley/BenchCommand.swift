@@ -1,0 +1,35 @@
+import Foundation
+
+func runBench(_ arguments: [String]) -> Int32 {
+    guard let scenario = arguments.first else {
+        FileHandle.standardError.write(Data("usage: parley bench codec [--seconds S]\n".utf8))
+        return 2
+    }
+    switch scenario {
+    case "codec":
+        var seconds = 2.0
+        var json = false
+        var i = 1
+        while i < arguments.count {
+            switch arguments[i] {
+            case "--seconds" where i + 1 < arguments.count:
+                guard let s = Double(arguments[i + 1]), s > 0 else {
+                    FileHandle.standardError.write(Data("parley bench codec: --seconds wants a positive number\n".utf8))
+                    return 2
+                }
+                seconds = s
+                i += 2
+            case "--json":
+                json = true
+                i += 1
+            default:
+                FileHandle.standardError.write(Data("parley bench codec: unknown option '\(arguments[i])'\n".utf8))
+                return 2
+            }
+        }
+        return CodecBenchmark(secondsPerCase: seconds).run(json: json)
+    default:
+        FileHandle.standardError.write(Data("parley bench: unknown scenario '\(scenario)'\n".utf8))
+        return 2
+    }
+}
