@@ -24,18 +24,21 @@ struct ByteReader {
         }
     }
 
+    @inline(__always)
     mutating func readByte(_ what: StaticString) throws(CodecError) -> UInt8 {
         try need(1, what)
         defer { index += 1 }
         return bytes[index]
     }
 
+    @inline(__always)
     mutating func readUInt16(_ what: StaticString) throws(CodecError) -> UInt16 {
         try need(2, what)
         defer { index += 2 }
         return UInt16(bytes[index]) << 8 | UInt16(bytes[index + 1])
     }
 
+    @inline(__always)
     mutating func readUInt32(_ what: StaticString) throws(CodecError) -> UInt32 {
         try need(4, what)
         defer { index += 4 }
@@ -44,6 +47,7 @@ struct ByteReader {
     }
 
     /// A variable byte integer inside a packet (property length, subscription id).
+    @inline(__always)
     mutating func readVariableInt(_ what: StaticString) throws(CodecError) -> UInt32 {
         var value: UInt32 = 0
         var shift: UInt32 = 0
@@ -62,6 +66,7 @@ struct ByteReader {
         throw CodecError.malformed("\(what) is longer than four bytes")
     }
 
+    @inline(__always)
     mutating func readSlice(_ count: Int, _ what: StaticString) throws(CodecError) -> ArraySlice<UInt8> {
         try need(count, what)
         defer { index += count }
@@ -69,12 +74,14 @@ struct ByteReader {
     }
 
     /// Binary Data: a two-byte length, then that many bytes.
+    @inline(__always)
     mutating func readBinary(_ what: StaticString) throws(CodecError) -> ArraySlice<UInt8> {
         let length = Int(try readUInt16(what))
         return try readSlice(length, what)
     }
 
     /// A UTF-8 Encoded String as bytes, checked by the MQTT rules.
+    @inline(__always)
     mutating func readUTF8Bytes(_ what: StaticString) throws(CodecError) -> ArraySlice<UInt8> {
         let slice = try readBinary(what)
         try Self.validate(slice, what, version: version)

@@ -6,6 +6,7 @@ struct ByteSet: ExpressibleByArrayLiteral, Sendable {
         for element in elements { insert(element) }
     }
 
+    @inline(__always)
     mutating func insert(_ value: UInt8) {
         let bit = UInt64(1) << UInt64(value & 63)
         switch value >> 6 {

@@ -45,63 +45,239 @@ public enum PropertyContext: Sendable {
     case subscribe, suback, unsubscribe, unsuback, disconnect, auth
 
     /// The properties MQTT 5.0 allows here (section 2.2.2.2, table of identifiers).
+    @inline(__always)
     var allowed: ByteSet {
         switch self {
-        case .connect: return [0x11, 0x15, 0x16, 0x17, 0x19, 0x21, 0x22, 0x26, 0x27]
-        case .will: return [0x01, 0x02, 0x03, 0x08, 0x09, 0x18, 0x26]
-        case .connack:
-            return [
-                0x11, 0x12, 0x13, 0x15, 0x16, 0x1A, 0x1C, 0x1F, 0x21, 0x22, 0x24, 0x25, 0x26, 0x27,
-                0x28, 0x29, 0x2A,
-            ]
-        case .publish: return [0x01, 0x02, 0x03, 0x08, 0x09, 0x0B, 0x23, 0x26]
-        case .puback, .pubrec, .pubrel, .pubcomp, .suback, .unsuback: return [0x1F, 0x26]
-        case .subscribe: return [0x0B, 0x26]
-        case .unsubscribe: return [0x26]
-        case .disconnect: return [0x11, 0x1C, 0x1F, 0x26]
-        case .auth: return [0x15, 0x16, 0x1F, 0x26]
+        case .connect: return AllowedProperties.connect
+        case .will: return AllowedProperties.will
+        case .connack: return AllowedProperties.connack
+        case .publish: return AllowedProperties.publish
+        case .puback, .pubrec, .pubrel, .pubcomp, .suback, .unsuback: return AllowedProperties.acks
+        case .subscribe: return AllowedProperties.subscribe
+        case .unsubscribe: return AllowedProperties.unsubscribe
+        case .disconnect: return AllowedProperties.disconnect
+        case .auth: return AllowedProperties.auth
         }
     }
 }
 
+/// The identifiers each property context allows, built once.
+enum AllowedProperties {
+    static let connect: ByteSet = [0x11, 0x15, 0x16, 0x17, 0x19, 0x21, 0x22, 0x26, 0x27]
+    static let will: ByteSet = [0x01, 0x02, 0x03, 0x08, 0x09, 0x18, 0x26]
+    static let connack: ByteSet = [
+        0x11, 0x12, 0x13, 0x15, 0x16, 0x1A, 0x1C, 0x1F, 0x21, 0x22, 0x24, 0x25, 0x26, 0x27, 0x28, 0x29, 0x2A,
+    ]
+    static let publish: ByteSet = [0x01, 0x02, 0x03, 0x08, 0x09, 0x0B, 0x23, 0x26]
+    static let acks: ByteSet = [0x1F, 0x26]
+    static let subscribe: ByteSet = [0x0B, 0x26]
+    static let unsubscribe: ByteSet = [0x26]
+    static let disconnect: ByteSet = [0x11, 0x1C, 0x1F, 0x26]
+    static let auth: ByteSet = [0x15, 0x16, 0x1F, 0x26]
+}
+
+/// The stored values of a property list.
+struct PropertyFields: Equatable, Sendable {
+    var contentType: String?
+    var responseTopic: String?
+    var correlationData: ArraySlice<UInt8>?
+    var subscriptionIdentifiers: [UInt32] = []
+    var sessionExpiryInterval: UInt32?
+    var assignedClientIdentifier: String?
+    var serverKeepAlive: UInt16?
+    var authenticationMethod: String?
+    var authenticationData: ArraySlice<UInt8>?
+    var requestProblemInformation: Bool?
+    var willDelayInterval: UInt32?
+    var requestResponseInformation: Bool?
+    var responseInformation: String?
+    var serverReference: String?
+    var reasonString: String?
+    var receiveMaximum: UInt16?
+    var topicAliasMaximum: UInt16?
+    var maximumQoS: QoS?
+    var retainAvailable: Bool?
+    var userProperties: [UserProperty] = []
+    var maximumPacketSize: UInt32?
+    var wildcardSubscriptionAvailable: Bool?
+    var subscriptionIdentifierAvailable: Bool?
+    var sharedSubscriptionAvailable: Bool?
+}
+
 /// The MQTT 5.0 properties of one packet. Unset properties are `nil` (or empty).
 /// The decoder only fills those the packet may carry; the encoder only writes those.
-public struct Properties: Equatable, Sendable {
-    public var payloadFormatIndicator: Bool?
-    public var messageExpiryInterval: UInt32?
-    public var contentType: String?
-    public var responseTopic: String?
-    public var correlationData: ArraySlice<UInt8>?
-    /// Several in a PUBLISH from the server, at most one in SUBSCRIBE; each 1...268,435,455.
-    public var subscriptionIdentifiers: [UInt32] = []
-    public var sessionExpiryInterval: UInt32?
-    public var assignedClientIdentifier: String?
-    public var serverKeepAlive: UInt16?
-    public var authenticationMethod: String?
-    public var authenticationData: ArraySlice<UInt8>?
-    public var requestProblemInformation: Bool?
-    public var willDelayInterval: UInt32?
-    public var requestResponseInformation: Bool?
-    public var responseInformation: String?
-    public var serverReference: String?
-    public var reasonString: String?
-    public var receiveMaximum: UInt16?
-    public var topicAliasMaximum: UInt16?
-    public var topicAlias: UInt16?
-    public var maximumQoS: QoS?
-    public var retainAvailable: Bool?
-    public var userProperties: [UserProperty] = []
-    public var maximumPacketSize: UInt32?
-    public var wildcardSubscriptionAvailable: Bool?
-    public var subscriptionIdentifierAvailable: Bool?
-    public var sharedSubscriptionAvailable: Bool?
+///
+/// The values live in a shared copy-on-write box, and an empty list has none, so a
+/// packet without properties carries one word for them and copying a packet is cheap.
+public struct Properties: Equatable, @unchecked Sendable {
+    final class Box: @unchecked Sendable {
+        var fields: PropertyFields
+        init(_ fields: PropertyFields) { self.fields = fields }
+    }
+
+    var box: Box?
 
     public init() {}
+
+    init(fields: PropertyFields) {
+        box = fields == PropertyFields() ? nil : Box(fields)
+    }
+
+    /// True when no boxed (less common) property is set.
+    var boxIsEmpty: Bool { box == nil || box!.fields == PropertyFields() }
 
     public static let none = Properties()
 
     /// True when no property is set.
-    public var isEmpty: Bool { self == Properties.none }
+    public var isEmpty: Bool {
+        payloadFormatIndicator == nil && messageExpiryInterval == nil && topicAlias == nil && boxIsEmpty
+    }
+
+    @inline(__always)
+    private mutating func mutate(_ change: (inout PropertyFields) -> Void) {
+        if box == nil {
+            box = Box(PropertyFields())
+        } else if !isKnownUniquelyReferenced(&box!) {
+            box = Box(box!.fields)
+        }
+        change(&box!.fields)
+    }
+
+    public static func == (lhs: Properties, rhs: Properties) -> Bool {
+        guard lhs.payloadFormatIndicator == rhs.payloadFormatIndicator,
+            lhs.messageExpiryInterval == rhs.messageExpiryInterval, lhs.topicAlias == rhs.topicAlias
+        else { return false }
+        if lhs.box === rhs.box { return true }
+        return (lhs.box?.fields ?? PropertyFields()) == (rhs.box?.fields ?? PropertyFields())
+    }
+
+    // The numeric properties a PUBLISH most often carries are stored inline, so
+    // decoding such a PUBLISH allocates nothing.
+    public var payloadFormatIndicator: Bool?
+
+    public var messageExpiryInterval: UInt32?
+
+    public var contentType: String? {
+        get { box?.fields.contentType }
+        set { mutate { $0.contentType = newValue } }
+    }
+
+    public var responseTopic: String? {
+        get { box?.fields.responseTopic }
+        set { mutate { $0.responseTopic = newValue } }
+    }
+
+    public var correlationData: ArraySlice<UInt8>? {
+        get { box?.fields.correlationData }
+        set { mutate { $0.correlationData = newValue } }
+    }
+
+    public var subscriptionIdentifiers: [UInt32] {
+        get { box?.fields.subscriptionIdentifiers ?? [] }
+        set { mutate { $0.subscriptionIdentifiers = newValue } }
+    }
+
+    public var sessionExpiryInterval: UInt32? {
+        get { box?.fields.sessionExpiryInterval }
+        set { mutate { $0.sessionExpiryInterval = newValue } }
+    }
+
+    public var assignedClientIdentifier: String? {
+        get { box?.fields.assignedClientIdentifier }
+        set { mutate { $0.assignedClientIdentifier = newValue } }
+    }
+
+    public var serverKeepAlive: UInt16? {
+        get { box?.fields.serverKeepAlive }
+        set { mutate { $0.serverKeepAlive = newValue } }
+    }
+
+    public var authenticationMethod: String? {
+        get { box?.fields.authenticationMethod }
+        set { mutate { $0.authenticationMethod = newValue } }
+    }
+
+    public var authenticationData: ArraySlice<UInt8>? {
+        get { box?.fields.authenticationData }
+        set { mutate { $0.authenticationData = newValue } }
+    }
+
+    public var requestProblemInformation: Bool? {
+        get { box?.fields.requestProblemInformation }
+        set { mutate { $0.requestProblemInformation = newValue } }
+    }
+
+    public var willDelayInterval: UInt32? {
+        get { box?.fields.willDelayInterval }
+        set { mutate { $0.willDelayInterval = newValue } }
+    }
+
+    public var requestResponseInformation: Bool? {
+        get { box?.fields.requestResponseInformation }
+        set { mutate { $0.requestResponseInformation = newValue } }
+    }
+
+    public var responseInformation: String? {
+        get { box?.fields.responseInformation }
+        set { mutate { $0.responseInformation = newValue } }
+    }
+
+    public var serverReference: String? {
+        get { box?.fields.serverReference }
+        set { mutate { $0.serverReference = newValue } }
+    }
+
+    public var reasonString: String? {
+        get { box?.fields.reasonString }
+        set { mutate { $0.reasonString = newValue } }
+    }
+
+    public var receiveMaximum: UInt16? {
+        get { box?.fields.receiveMaximum }
+        set { mutate { $0.receiveMaximum = newValue } }
+    }
+
+    public var topicAliasMaximum: UInt16? {
+        get { box?.fields.topicAliasMaximum }
+        set { mutate { $0.topicAliasMaximum = newValue } }
+    }
+
+    public var topicAlias: UInt16?
+
+    public var maximumQoS: QoS? {
+        get { box?.fields.maximumQoS }
+        set { mutate { $0.maximumQoS = newValue } }
+    }
+
+    public var retainAvailable: Bool? {
+        get { box?.fields.retainAvailable }
+        set { mutate { $0.retainAvailable = newValue } }
+    }
+
+    public var userProperties: [UserProperty] {
+        get { box?.fields.userProperties ?? [] }
+        set { mutate { $0.userProperties = newValue } }
+    }
+
+    public var maximumPacketSize: UInt32? {
+        get { box?.fields.maximumPacketSize }
+        set { mutate { $0.maximumPacketSize = newValue } }
+    }
+
+    public var wildcardSubscriptionAvailable: Bool? {
+        get { box?.fields.wildcardSubscriptionAvailable }
+        set { mutate { $0.wildcardSubscriptionAvailable = newValue } }
+    }
+
+    public var subscriptionIdentifierAvailable: Bool? {
+        get { box?.fields.subscriptionIdentifierAvailable }
+        set { mutate { $0.subscriptionIdentifierAvailable = newValue } }
+    }
+
+    public var sharedSubscriptionAvailable: Bool? {
+        get { box?.fields.sharedSubscriptionAvailable }
+        set { mutate { $0.sharedSubscriptionAvailable = newValue } }
+    }
 }
 
 // MARK: - Decoding
@@ -111,8 +287,10 @@ extension Properties {
     /// against `context`, and the rules on duplicates and values.
     static func decode(_ reader: inout ByteReader, context: PropertyContext) throws(CodecError) -> Properties {
         let length = Int(try reader.readVariableInt("property length"))
-        var p = Properties()
-        if length == 0 { return p }
+        var result = Properties()
+        if length == 0 { return result }
+        // Less common properties go to a box, made when the first one appears.
+        var box: Box? = nil
         guard length <= reader.remaining else {
             throw CodecError.malformed("property length \(length) runs past the end of the packet")
         }
@@ -135,86 +313,95 @@ extension Properties {
             seen.insert(byte)
             switch id {
             case .payloadFormatIndicator:
-                p.payloadFormatIndicator = try readFlag(&reader, id)
+                result.payloadFormatIndicator = try readFlag(&reader, id)
             case .messageExpiryInterval:
-                p.messageExpiryInterval = try reader.readUInt32("message expiry interval")
+                result.messageExpiryInterval = try reader.readUInt32("message expiry interval")
             case .contentType:
-                p.contentType = try reader.readString("content type")
+                ensure(&box).fields.contentType = try reader.readString("content type")
             case .responseTopic:
                 let topic = try reader.readUTF8Bytes("response topic")
                 try TopicRules.validateName(topic, version: .v5, what: "response topic")
-                p.responseTopic = String(decoding: topic, as: UTF8.self)
+                ensure(&box).fields.responseTopic = String(decoding: topic, as: UTF8.self)
             case .correlationData:
-                p.correlationData = try reader.readBinary("correlation data")
+                ensure(&box).fields.correlationData = try reader.readBinary("correlation data")
             case .subscriptionIdentifier:
                 let value = try reader.readVariableInt("subscription identifier")
                 guard value != 0 else {
                     throw CodecError.protocolError("subscription identifier 0", rule: "MQTT-3.8.2.1.2")
                 }
-                p.subscriptionIdentifiers.append(value)
+                ensure(&box).fields.subscriptionIdentifiers.append(value)
             case .sessionExpiryInterval:
-                p.sessionExpiryInterval = try reader.readUInt32("session expiry interval")
+                ensure(&box).fields.sessionExpiryInterval = try reader.readUInt32("session expiry interval")
             case .assignedClientIdentifier:
-                p.assignedClientIdentifier = try reader.readString("assigned client identifier")
+                ensure(&box).fields.assignedClientIdentifier = try reader.readString("assigned client identifier")
             case .serverKeepAlive:
-                p.serverKeepAlive = try reader.readUInt16("server keep alive")
+                ensure(&box).fields.serverKeepAlive = try reader.readUInt16("server keep alive")
             case .authenticationMethod:
-                p.authenticationMethod = try reader.readString("authentication method")
+                ensure(&box).fields.authenticationMethod = try reader.readString("authentication method")
             case .authenticationData:
-                p.authenticationData = try reader.readBinary("authentication data")
+                ensure(&box).fields.authenticationData = try reader.readBinary("authentication data")
             case .requestProblemInformation:
-                p.requestProblemInformation = try readFlag(&reader, id)
+                ensure(&box).fields.requestProblemInformation = try readFlag(&reader, id)
             case .willDelayInterval:
-                p.willDelayInterval = try reader.readUInt32("will delay interval")
+                ensure(&box).fields.willDelayInterval = try reader.readUInt32("will delay interval")
             case .requestResponseInformation:
-                p.requestResponseInformation = try readFlag(&reader, id)
+                ensure(&box).fields.requestResponseInformation = try readFlag(&reader, id)
             case .responseInformation:
-                p.responseInformation = try reader.readString("response information")
+                ensure(&box).fields.responseInformation = try reader.readString("response information")
             case .serverReference:
-                p.serverReference = try reader.readString("server reference")
+                ensure(&box).fields.serverReference = try reader.readString("server reference")
             case .reasonString:
-                p.reasonString = try reader.readString("reason string")
+                ensure(&box).fields.reasonString = try reader.readString("reason string")
             case .receiveMaximum:
                 let value = try reader.readUInt16("receive maximum")
                 guard value != 0 else { throw CodecError.protocolError("receive maximum 0") }
-                p.receiveMaximum = value
+                ensure(&box).fields.receiveMaximum = value
             case .topicAliasMaximum:
-                p.topicAliasMaximum = try reader.readUInt16("topic alias maximum")
+                ensure(&box).fields.topicAliasMaximum = try reader.readUInt16("topic alias maximum")
             case .topicAlias:
                 let value = try reader.readUInt16("topic alias")
                 guard value != 0 else {
                     throw CodecError(.topicAliasInvalid, "topic alias 0", rule: "MQTT-3.3.2-8")
                 }
-                p.topicAlias = value
+                result.topicAlias = value
             case .maximumQoS:
                 let value = try reader.readByte("maximum QoS")
                 guard value <= 1 else { throw CodecError.protocolError("maximum QoS \(value)") }
-                p.maximumQoS = QoS(rawValue: value)
+                ensure(&box).fields.maximumQoS = QoS(rawValue: value)
             case .retainAvailable:
-                p.retainAvailable = try readFlag(&reader, id)
+                ensure(&box).fields.retainAvailable = try readFlag(&reader, id)
             case .userProperty:
                 let name = try reader.readString("user property name")
                 let value = try reader.readString("user property value")
-                p.userProperties.append(UserProperty(name, value))
+                ensure(&box).fields.userProperties.append(UserProperty(name, value))
             case .maximumPacketSize:
                 let value = try reader.readUInt32("maximum packet size")
                 guard value != 0 else { throw CodecError.protocolError("maximum packet size 0") }
-                p.maximumPacketSize = value
+                ensure(&box).fields.maximumPacketSize = value
             case .wildcardSubscriptionAvailable:
-                p.wildcardSubscriptionAvailable = try readFlag(&reader, id)
+                ensure(&box).fields.wildcardSubscriptionAvailable = try readFlag(&reader, id)
             case .subscriptionIdentifierAvailable:
-                p.subscriptionIdentifierAvailable = try readFlag(&reader, id)
+                ensure(&box).fields.subscriptionIdentifierAvailable = try readFlag(&reader, id)
             case .sharedSubscriptionAvailable:
-                p.sharedSubscriptionAvailable = try readFlag(&reader, id)
+                ensure(&box).fields.sharedSubscriptionAvailable = try readFlag(&reader, id)
             }
             guard reader.index <= stop else {
                 throw CodecError.malformed("property \(id) runs past the property length")
             }
         }
-        if context == .connect && p.authenticationData != nil && p.authenticationMethod == nil {
+        if context == .connect, let box, box.fields.authenticationData != nil && box.fields.authenticationMethod == nil {
             throw CodecError.protocolError("authentication data without an authentication method")
         }
-        return p
+        result.box = box
+        return result
+    }
+
+    @inline(__always)
+    private static func ensure(_ box: inout Box?) -> Box {
+        if let box { return box }
+        let made = Box(PropertyFields())
+        box = made
+        return made
     }
 
     private static func readFlag(_ reader: inout ByteReader, _ id: PropertyID) throws(CodecError) -> Bool {
@@ -226,16 +413,13 @@ extension Properties {
 
 // MARK: - Encoding
 
-extension Properties {
+extension PropertyFields {
     /// The bytes of the property list alone (without its length prefix), for the
     /// properties that `context` allows.
     func encodedLength(context: PropertyContext) -> Int {
-        if isEmptyFast { return 0 }
         let allowed = context.allowed
         var n = 0
         @inline(__always) func has(_ id: PropertyID) -> Bool { allowed.contains(id.rawValue) }
-        if payloadFormatIndicator != nil, has(.payloadFormatIndicator) { n += 2 }
-        if messageExpiryInterval != nil, has(.messageExpiryInterval) { n += 5 }
         if let v = contentType, has(.contentType) { n += 3 + v.utf8.count }
         if let v = responseTopic, has(.responseTopic) { n += 3 + v.utf8.count }
         if let v = correlationData, has(.correlationData) { n += 3 + v.count }
@@ -255,7 +439,6 @@ extension Properties {
         if let v = reasonString, has(.reasonString) { n += 3 + v.utf8.count }
         if receiveMaximum != nil, has(.receiveMaximum) { n += 3 }
         if topicAliasMaximum != nil, has(.topicAliasMaximum) { n += 3 }
-        if topicAlias != nil, has(.topicAlias) { n += 3 }
         if maximumQoS != nil, has(.maximumQoS) { n += 2 }
         if retainAvailable != nil, has(.retainAvailable) { n += 2 }
         for u in userProperties { n += 5 + u.name.utf8.count + u.value.utf8.count }
@@ -264,19 +447,6 @@ extension Properties {
         if subscriptionIdentifierAvailable != nil, has(.subscriptionIdentifierAvailable) { n += 2 }
         if sharedSubscriptionAvailable != nil, has(.sharedSubscriptionAvailable) { n += 2 }
         return n
-    }
-
-    /// A quick test that skips the work for the common empty list.
-    var isEmptyFast: Bool {
-        payloadFormatIndicator == nil && messageExpiryInterval == nil && contentType == nil
-            && responseTopic == nil && correlationData == nil && subscriptionIdentifiers.isEmpty
-            && sessionExpiryInterval == nil && assignedClientIdentifier == nil && serverKeepAlive == nil
-            && authenticationMethod == nil && authenticationData == nil && requestProblemInformation == nil
-            && willDelayInterval == nil && requestResponseInformation == nil && responseInformation == nil
-            && serverReference == nil && reasonString == nil && receiveMaximum == nil
-            && topicAliasMaximum == nil && topicAlias == nil && maximumQoS == nil && retainAvailable == nil
-            && userProperties.isEmpty && maximumPacketSize == nil && wildcardSubscriptionAvailable == nil
-            && subscriptionIdentifierAvailable == nil && sharedSubscriptionAvailable == nil
     }
 
     /// Checks that every string and binary value fits its two-byte length.
@@ -304,14 +474,12 @@ extension Properties {
         }
     }
 
-    /// Writes the property length and the list; `length` is `encodedLength(context:)`.
-    func encode(into out: inout [UInt8], context: PropertyContext, length: Int) {
-        out.appendVariableInt(length)
-        if length == 0 { return }
+    /// Writes the boxed properties with identifiers below the topic alias (0x23)
+    /// or, with `above`, those after it, so the list stays in identifier order.
+    func encode(into out: inout [UInt8], context: PropertyContext, above: Bool) {
         let allowed = context.allowed
         @inline(__always) func has(_ id: PropertyID) -> Bool { allowed.contains(id.rawValue) }
-        if let v = payloadFormatIndicator, has(.payloadFormatIndicator) { out.append(0x01); out.append(v ? 1 : 0) }
-        if let v = messageExpiryInterval, has(.messageExpiryInterval) { out.append(0x02); out.appendUInt32(v) }
+        if !above {
         if let v = contentType, has(.contentType) { out.append(0x03); out.appendString(v) }
         if let v = responseTopic, has(.responseTopic) { out.append(0x08); out.appendString(v) }
         if let v = correlationData, has(.correlationData) { out.append(0x09); out.appendBinary(v) }
@@ -331,7 +499,8 @@ extension Properties {
         if let v = reasonString, has(.reasonString) { out.append(0x1F); out.appendString(v) }
         if let v = receiveMaximum, has(.receiveMaximum) { out.append(0x21); out.appendUInt16(v) }
         if let v = topicAliasMaximum, has(.topicAliasMaximum) { out.append(0x22); out.appendUInt16(v) }
-        if let v = topicAlias, has(.topicAlias) { out.append(0x23); out.appendUInt16(v) }
+        }
+        if above {
         if let v = maximumQoS, has(.maximumQoS) { out.append(0x24); out.append(v.rawValue) }
         if let v = retainAvailable, has(.retainAvailable) { out.append(0x25); out.append(v ? 1 : 0) }
         for u in userProperties { out.append(0x26); out.appendString(u.name); out.appendString(u.value) }
@@ -339,15 +508,13 @@ extension Properties {
         if let v = wildcardSubscriptionAvailable, has(.wildcardSubscriptionAvailable) { out.append(0x28); out.append(v ? 1 : 0) }
         if let v = subscriptionIdentifierAvailable, has(.subscriptionIdentifierAvailable) { out.append(0x29); out.append(v ? 1 : 0) }
         if let v = sharedSubscriptionAvailable, has(.sharedSubscriptionAvailable) { out.append(0x2A); out.append(v ? 1 : 0) }
+        }
     }
 
-    /// The same properties with only those `context` allows; what the decoder would return.
-    public func filtered(for context: PropertyContext) -> Properties {
+    func filtered(for context: PropertyContext) -> PropertyFields {
         let allowed = context.allowed
-        var p = Properties()
+        var p = PropertyFields()
         @inline(__always) func has(_ id: PropertyID) -> Bool { allowed.contains(id.rawValue) }
-        if has(.payloadFormatIndicator) { p.payloadFormatIndicator = payloadFormatIndicator }
-        if has(.messageExpiryInterval) { p.messageExpiryInterval = messageExpiryInterval }
         if has(.contentType) { p.contentType = contentType }
         if has(.responseTopic) { p.responseTopic = responseTopic }
         if has(.correlationData) { p.correlationData = correlationData }
@@ -365,7 +532,6 @@ extension Properties {
         if has(.reasonString) { p.reasonString = reasonString }
         if has(.receiveMaximum) { p.receiveMaximum = receiveMaximum }
         if has(.topicAliasMaximum) { p.topicAliasMaximum = topicAliasMaximum }
-        if has(.topicAlias) { p.topicAlias = topicAlias }
         if has(.maximumQoS) { p.maximumQoS = maximumQoS }
         if has(.retainAvailable) { p.retainAvailable = retainAvailable }
         p.userProperties = userProperties
@@ -373,6 +539,49 @@ extension Properties {
         if has(.wildcardSubscriptionAvailable) { p.wildcardSubscriptionAvailable = wildcardSubscriptionAvailable }
         if has(.subscriptionIdentifierAvailable) { p.subscriptionIdentifierAvailable = subscriptionIdentifierAvailable }
         if has(.sharedSubscriptionAvailable) { p.sharedSubscriptionAvailable = sharedSubscriptionAvailable }
+        return p
+    }
+}
+
+extension Properties {
+    /// The bytes of the property list alone (without its length prefix).
+    @inline(__always)
+    func encodedLength(context: PropertyContext) -> Int {
+        let allowed = context.allowed
+        var n = 0
+        if payloadFormatIndicator != nil && allowed.contains(0x01) { n += 2 }
+        if messageExpiryInterval != nil && allowed.contains(0x02) { n += 5 }
+        if topicAlias != nil && allowed.contains(0x23) { n += 3 }
+        if let box { n += box.fields.encodedLength(context: context) }
+        return n
+    }
+
+    @inline(__always)
+    func validateForEncoding() throws(CodecError) {
+        guard let box else { return }
+        try box.fields.validateForEncoding()
+    }
+
+    /// Writes the property length and the list; `length` is `encodedLength(context:)`.
+    @inline(__always)
+    func encode(into out: inout [UInt8], context: PropertyContext, length: Int) {
+        out.appendVariableInt(length)
+        if length == 0 { return }
+        let allowed = context.allowed
+        if let v = payloadFormatIndicator, allowed.contains(0x01) { out.append(0x01); out.append(v ? 1 : 0) }
+        if let v = messageExpiryInterval, allowed.contains(0x02) { out.append(0x02); out.appendUInt32(v) }
+        box?.fields.encode(into: &out, context: context, above: false)
+        if let v = topicAlias, allowed.contains(0x23) { out.append(0x23); out.appendUInt16(v) }
+        box?.fields.encode(into: &out, context: context, above: true)
+    }
+
+    /// The same properties with only those `context` allows; what the decoder would return.
+    public func filtered(for context: PropertyContext) -> Properties {
+        let allowed = context.allowed
+        var p = box.map { Properties(fields: $0.fields.filtered(for: context)) } ?? Properties()
+        if allowed.contains(0x01) { p.payloadFormatIndicator = payloadFormatIndicator }
+        if allowed.contains(0x02) { p.messageExpiryInterval = messageExpiryInterval }
+        if allowed.contains(0x23) { p.topicAlias = topicAlias }
         return p
     }
 }

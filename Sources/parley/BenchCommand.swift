@@ -2,13 +2,14 @@ import Foundation
 
 func runBench(_ arguments: [String]) -> Int32 {
     guard let scenario = arguments.first else {
-        FileHandle.standardError.write(Data("usage: parley bench codec [--seconds S]\n".utf8))
+        FileHandle.standardError.write(Data("usage: parley bench codec [--seconds S] [--only TEXT] [--json]\n".utf8))
         return 2
     }
     switch scenario {
     case "codec":
         var seconds = 2.0
         var json = false
+        var only: String? = nil
         var i = 1
         while i < arguments.count {
             switch arguments[i] {
@@ -19,6 +20,9 @@ func runBench(_ arguments: [String]) -> Int32 {
                 }
                 seconds = s
                 i += 2
+            case "--only" where i + 1 < arguments.count:
+                only = arguments[i + 1]
+                i += 2
             case "--json":
                 json = true
                 i += 1
@@ -27,7 +31,7 @@ func runBench(_ arguments: [String]) -> Int32 {
                 return 2
             }
         }
-        return CodecBenchmark(secondsPerCase: seconds).run(json: json)
+        return CodecBenchmark(secondsPerCase: seconds, only: only).run(json: json)
     default:
         FileHandle.standardError.write(Data("parley bench: unknown scenario '\(scenario)'\n".utf8))
         return 2

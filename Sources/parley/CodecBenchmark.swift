@@ -4,6 +4,8 @@ import MQTT
 /// `parley bench codec`: single-core decode and encode rates of typical PUBLISH packets.
 struct CodecBenchmark {
     let secondsPerCase: Double
+    /// Run only the cases whose name contains this text.
+    var only: String? = nil
 
     struct Result {
         let name: String
@@ -50,9 +52,16 @@ struct CodecBenchmark {
         for (name, version, properties, size) in cases {
             let packet = Packet.publish(Self.publish(version: version, properties: properties, total: size))
             let bytes = try! packet.encoded(version: version)
-            results.append(decode(name: "decode " + name, bytes: bytes, version: version))
-            results.append(frameAndDecode(name: "frame+decode " + name, bytes: bytes, version: version))
-            results.append(encode(name: "encode " + name, packet: packet, size: bytes.count, version: version))
+            func wanted(_ caseName: String) -> Bool { only.map { caseName.contains($0) } ?? true }
+            if wanted("decode " + name) {
+                results.append(decode(name: "decode " + name, bytes: bytes, version: version))
+            }
+            if wanted("frame+decode " + name) {
+                results.append(frameAndDecode(name: "frame+decode " + name, bytes: bytes, version: version))
+            }
+            if wanted("encode " + name) {
+                results.append(encode(name: "encode " + name, packet: packet, size: bytes.count, version: version))
+            }
         }
         if json {
             let items = results.map {

@@ -8,7 +8,7 @@ let usage = """
 
     commands:
       version                 print the version
-      bench codec [--seconds S]
+      bench codec [--seconds S] [--only TEXT] [--json]
                               measure the MQTT codec (decode and encode rates)
       help                    show this text
 

@@ -1,7 +1,8 @@
 /// Any MQTT control packet. `decode` turns a frame into a fully validated packet;
 /// `encode` writes one for a given protocol level.
 public enum Packet: Equatable, Sendable {
-    case connect(ConnectPacket)
+    // CONNECT is large and rare: kept out of line so every other packet stays small.
+    indirect case connect(ConnectPacket)
     case connack(ConnackPacket)
     case publish(PublishPacket)
     case puback(AckPacket)
