@@ -3,6 +3,8 @@
 // Swift toolchain plus OpenSSL 3 and SQLite 3 through system-library targets.
 import PackageDescription
 
+let swift5: [SwiftSetting] = [.swiftLanguageMode(.v5)]
+
 let package = Package(
     name: "parley",
     products: [
@@ -22,7 +24,17 @@ let package = Package(
         // The MQTT wire codec: pure functions over bytes, no I/O, no clocks.
         .target(name: "MQTT"),
 
-        .executableTarget(name: "parley", dependencies: ["MQTT"]),
+        // epoll event loops, sockets, timers, logging.
+        // Loop-confined classes and cross-thread hand-offs are checked by design
+        // (one owning loop per object), which Swift 6's Sendable model cannot
+        // express without @unchecked everywhere: these targets use Swift 5 mode.
+        .target(name: "Reactor", dependencies: ["CLinux"], swiftSettings: swift5),
+
+        // Sessions, topic index, routing, QoS, retained messages, wills, limits,
+        // $SYS, and the plugin protocol.
+        .target(name: "Broker", dependencies: ["MQTT", "Reactor"], swiftSettings: swift5),
+
+        .executableTarget(name: "parley", dependencies: ["MQTT", "Reactor", "Broker"], swiftSettings: swift5),
 
         .testTarget(name: "MQTTTests", dependencies: ["MQTT"]),
         .testTarget(name: "SystemTests", dependencies: ["CLinux", "COpenSSL", "CSQLite"]),

@@ -304,7 +304,8 @@ extension Properties {
             }
             let byte = id.rawValue
             guard allowed.contains(byte) else {
-                throw CodecError.protocolError("property \(id) is not allowed in \(context)")
+                // 2.2.2.2: an identifier not valid for the packet type is a Malformed Packet.
+                throw CodecError.malformed("property \(id) is not allowed in \(context)")
             }
             let repeatable = id == .userProperty || (id == .subscriptionIdentifier && context == .publish)
             if seen.contains(byte) && !repeatable {
@@ -327,7 +328,7 @@ extension Properties {
             case .subscriptionIdentifier:
                 let value = try reader.readVariableInt("subscription identifier")
                 guard value != 0 else {
-                    throw CodecError.protocolError("subscription identifier 0", rule: "MQTT-3.8.2.1.2")
+                    throw CodecError.protocolError("subscription identifier 0")
                 }
                 ensure(&box).fields.subscriptionIdentifiers.append(value)
             case .sessionExpiryInterval:

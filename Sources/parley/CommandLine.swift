@@ -1,12 +1,19 @@
 import Foundation
 
+import Broker
+
 /// The version printed by `parley version` and reported in `$SYS/broker/version`.
-let parleyVersion = "0.1.0"
+let parleyVersion = BrokerInfo.version
 
 let usage = """
     usage: parley <command> [options]
 
     commands:
+      serve [--config FILE] [--mqtt HOST:PORT]... [--data DIR] [--loops N]
+                              run the broker (built-in defaults without a file:
+                              MQTT on 127.0.0.1:1883); options win over the file
+      check-config [--config FILE] [same options as serve]
+                              read the configuration, report the first error
       version                 print the version
       bench codec [--seconds S] [--only TEXT] [--json]
                               measure the MQTT codec (decode and encode rates)
@@ -28,6 +35,10 @@ func runCommandLine(_ arguments: [String]) -> Int32 {
     case "help", "--help", "-h":
         print(usage, terminator: "")
         return 0
+    case "serve":
+        return runServe(rest)
+    case "check-config":
+        return runCheckConfig(rest)
     case "bench":
         return runBench(rest)
     default:

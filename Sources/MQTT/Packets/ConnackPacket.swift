@@ -16,7 +16,7 @@ public struct ConnackPacket: Equatable, Sendable {
         let flags = try r.readByte("connect acknowledge flags")
         // MQTT 3.1 has no session-present bit; the byte is unused there.
         if version != .v3_1 && flags & 0xFE != 0 {
-            throw CodecError.malformed("CONNACK reserved flags are set", rule: "MQTT-3.2.2-1")
+            throw CodecError.malformed("CONNACK reserved flags are set", rule: version == .v5 ? "MQTT-3.2.2-1" : nil)
         }
         let code = try r.readByte("reason code")
         var packet = ConnackPacket(sessionPresent: version != .v3_1 && flags & 0x01 != 0)

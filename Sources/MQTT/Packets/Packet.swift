@@ -54,7 +54,9 @@ public enum Packet: Equatable, Sendable {
         guard let type = PacketType(rawValue: header >> 4), type != .auth || version == .v5 else {
             throw CodecError.malformed("packet type \(header >> 4) is reserved")
         }
-        if type != .publish && flags != type.requiredFlags {
+        // MQTT 3.1 sets DUP on re-delivered PUBREL, SUBSCRIBE and UNSUBSCRIBE.
+        let checkedFlags = version == .v3_1 && type.requiredFlags != 0 ? flags & 0x07 : flags
+        if type != .publish && checkedFlags != type.requiredFlags {
             throw CodecError.malformed(
                 "\(type) has fixed-header flags \(flags); they must be \(type.requiredFlags)",
                 rule: version == .v5 ? "MQTT-2.1.3-1" : "MQTT-2.2.2-1")

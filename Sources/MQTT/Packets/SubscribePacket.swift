@@ -47,8 +47,9 @@ public struct SubscribePacket: Equatable, Sendable {
             let parsed = try TopicRules.parseFilter(filter, version: version)
             let options = try r.readByte("subscription options")
             guard let qos = QoS(rawValue: options & 0x03) else {
-                throw CodecError.malformed(
-                    "subscription requests QoS 3", rule: version == .v5 ? "MQTT-3.8.3-5" : "MQTT-3-8.3-4")
+                // 5.0 section 3.8.3.1: "It is a Protocol Error if the Maximum QoS field has the value 3."
+                if version == .v5 { throw CodecError.protocolError("subscription requests QoS 3") }
+                throw CodecError.malformed("subscription requests QoS 3", rule: "MQTT-3-8.3-4")
             }
             var subscription = Subscription(topicFilter: ByteString(filter), qos: qos)
             if version == .v5 {

@@ -1,0 +1,251 @@
+import Dispatch
+import Foundation
+import MQTT
+import Reactor
+import Synchronization
+
+/// The broker: event loops, listeners, the state they share (retained messages,
+/// shared subscriptions, counters) and the plugins.
+public final class Broker: BrokerServices, @unchecked Sendable {
+    public let config: BrokerConfig
+    let plugins: [BrokerPlugin]
+    private(set) var loops: [BrokerLoop] = []
+    private var listeners: [Listener] = []
+    let retained = RetainedStore()
+    let shared = SharedSubscriptions()
+    let connectionCount = Atomic<Int>(0)
+    let queuedBytes = Atomic<Int>(0)
+    let startedAt = Date()
+    private let hookIndex: [Int: [BrokerPlugin]]
+    private let internalTokens = Mutex<[Int: (loop: Int, clientID: String)]>([:])
+    private let nextToken = Atomic<Int>(1)
+    /// The addresses actually bound (port 0 resolved).
+    public private(set) var boundAddresses: [SocketAddress] = []
+    private let stopped = Atomic<Bool>(false)
+
+    public init(config: BrokerConfig, plugins: [BrokerPlugin] = []) {
+        self.config = config
+        self.plugins = plugins
+        var index: [Int: [BrokerPlugin]] = [:]
+        for bit in 0..<8 {
+            let hook = PluginHooks(rawValue: 1 << bit)
+            index[hook.rawValue] = plugins.filter { $0.hooks.contains(hook) }
+        }
+        hookIndex = index
+    }
+
+    /// The plugins that provide `hook`, in configuration order.
+    @inline(__always)
+    func plugins(providing hook: PluginHooks) -> [BrokerPlugin] { hookIndex[hook.rawValue] ?? [] }
+
+    /// The loop that owns a client id's session.
+    func homeLoop(for clientID: String) -> BrokerLoop {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in clientID.utf8 {
+            h ^= UInt64(b)
+            h = h &* 0x100_0000_01b3
+        }
+        return loops[Int(h % UInt64(loops.count))]
+    }
+
+    // MARK: Life cycle
+
+    /// Opens the listeners and starts the loops.
+    public func start() throws {
+        Sockets.ignoreSIGPIPE()
+        let count = config.loops > 0 ? config.loops : max(1, ProcessInfo.processInfo.activeProcessorCount)
+        for i in 0..<count {
+            let loop = try EventLoop(index: i, name: "parley-loop-\(i)")
+            loops.append(BrokerLoop(loop: loop, broker: self, loopCount: count))
+        }
+        for plugin in plugins { try plugin.start(self) }
+        for address in config.mqttListeners {
+            // The first socket picks the port (it may be 0); the others share it.
+            let first = try Sockets.listen(address, reusePort: true)
+            guard let bound = Sockets.localAddress(first) else { throw SystemError("getsockname") }
+            boundAddresses.append(bound)
+            var fds = [first]
+            for _ in 1..<count { fds.append(try Sockets.listen(bound, reusePort: true)) }
+            for (i, fd) in fds.enumerated() {
+                let ctx = loops[i]
+                listeners.append(try Listener(fd: fd, loop: ctx.loop) { [unowned self] client, peer in
+                    self.accepted(client, peer: peer, on: ctx)
+                })
+            }
+            Log.info("listener.open", ["address": bound, "protocol": "mqtt", "loops": count])
+        }
+        for ctx in loops {
+            ctx.loop.start()
+            ctx.loop.execute { [unowned self] in self.startTimers(ctx) }
+        }
+    }
+
+    private func startTimers(_ ctx: BrokerLoop) {
+        func sweep() {
+            ctx.sweep()
+            ctx.loop.schedule(afterMilliseconds: 1000, sweep)
+        }
+        ctx.loop.schedule(afterMilliseconds: 1000, sweep)
+        if ctx.index == 0 && config.sysInterval > 0 {
+            func sys() {
+                publishSys()
+                ctx.loop.schedule(afterMilliseconds: UInt64(config.sysInterval) * 1000, sys)
+            }
+            sys()
+        }
+    }
+
+    private func accepted(_ fd: Int32, peer: SocketAddress?, on ctx: BrokerLoop) {
+        let count = connectionCount.add(1, ordering: .relaxed).newValue
+        ctx.stats.connectionsAccepted += 1
+        let conn = ClientConnection(fd: fd, ctx: ctx, peer: peer)
+        if count > config.maxConnections + 16 {
+            // Far over the limit: close at once rather than spend a CONNACK on it.
+            conn.closeNow()
+            return
+        }
+        ctx.clients[ObjectIdentifier(conn)] = conn
+        do {
+            try conn.activate()
+        } catch {
+            ctx.clients[ObjectIdentifier(conn)] = nil
+            conn.closeNow()
+        }
+    }
+
+    /// Stops accepting, tells v5 clients the server is shutting down (0x8B),
+    /// flushes what is queued on the sockets, stops the loops.
+    public func shutdown() {
+        if stopped.exchange(true, ordering: .acquiringAndReleasing) { return }
+        let done = DispatchGroup()
+        for (i, ctx) in loops.enumerated() {
+            done.enter()
+            ctx.loop.execute { [self] in
+                for l in listeners where l.loop === ctx.loop { l.close() }
+                for (_, c) in ctx.clients {
+                    c.publishWillOnClose = false
+                    c.disconnect(reason: .serverShuttingDown, "server shutting down")
+                }
+                _ = i
+                done.leave()
+            }
+        }
+        _ = done.wait(timeout: .now() + 5)
+        for ctx in loops { ctx.loop.stop() }
+        for ctx in loops { ctx.loop.join() }
+        for plugin in plugins { plugin.stop() }
+        Log.info("broker.stopped")
+    }
+
+    // MARK: BrokerServices
+
+    public func publish(topic: String, payload: [UInt8], qos: QoS, retain: Bool, properties: Properties) {
+        let ctx = loops[0]
+        ctx.loop.execute {
+            let expiry = properties.messageExpiryInterval.map { ctx.now + UInt64($0) * 1000 }
+            let message = Message(topic: ByteString(topic), payload: payload, qos: qos, retain: retain,
+                                  properties: properties, expiresAt: expiry, origin: nil, receivedAt: ctx.now)
+            ctx.publish(message)
+        }
+    }
+
+    public func subscribe(filter: String, handler: @escaping @Sendable (Message) -> Void) throws -> Int {
+        let raw = ByteString(filter)
+        let parsed = try TopicRules.parseFilter(raw.bytes, version: .v5)
+        let token = nextToken.add(1, ordering: .relaxed).newValue
+        let clientID = "$internal-\(token)"
+        let ctx = homeLoop(for: clientID)
+        internalTokens.withLock { $0[token] = (ctx.index, clientID) }
+        ctx.loop.execute {
+            let session = Session(clientID: clientID, home: ctx)
+            session.internalHandler = handler
+            session.expiryInterval = UInt32.max
+            ctx.sessions[clientID] = session
+            let entry = SubscriptionEntry(session: session, options: Subscription(topicFilter: raw, qos: .exactlyOnce),
+                                          identifier: nil)
+            session.subscriptions[raw] = entry
+            if let group = parsed.shareGroup {
+                self.shared.add(group: group, filter: parsed.filter,
+                                member: SharedSubscriptions.Member(clientID: clientID, loop: ctx.index,
+                                                                   options: entry.options, identifier: nil))
+            } else if !ctx.topics.insert(filter: raw, entry: entry) {
+                ctx.subscriptionCount.add(1, ordering: .relaxed)
+            }
+        }
+        return token
+    }
+
+    public func unsubscribe(_ token: Int) {
+        guard let (index, clientID) = internalTokens.withLock({ $0.removeValue(forKey: token) }) else { return }
+        let ctx = loops[index]
+        ctx.loop.execute {
+            if let session = ctx.sessions[clientID] { ctx.endSession(session) }
+        }
+    }
+
+    public func runBlocking(_ work: @escaping @Sendable () -> Void) {
+        DispatchQueue.global().async(execute: work)
+    }
+
+    public func disconnect(clientID: String, reason: ReasonCode) {
+        let ctx = homeLoop(for: clientID)
+        ctx.loop.execute {
+            ctx.sessions[clientID]?.connection?.disconnect(reason: reason, "disconnected by the server")
+        }
+    }
+
+    // MARK: $SYS
+
+    /// Sums every loop's counters (each loop reports its own, on its own thread).
+    func collectStats(_ done: @escaping (LoopStats, Int) -> Void) {
+        let parts = Mutex<[LoopStats]>([])
+        let subs = Atomic<Int>(0)
+        let group = DispatchGroup()
+        for ctx in loops {
+            group.enter()
+            ctx.loop.execute {
+                let s = ctx.stats
+                parts.withLock { $0.append(s) }
+                subs.add(ctx.topics.count, ordering: .relaxed)
+                group.leave()
+            }
+        }
+        group.notify(queue: .global()) {
+            let total = parts.withLock { $0.reduce(LoopStats(), +) }
+            done(total, subs.load(ordering: .relaxed))
+        }
+    }
+
+    private func publishSys() {
+        collectStats { [self] total, subscriptions in
+            let uptime = Int(Date().timeIntervalSince(startedAt))
+            let values: [(String, String)] = [
+                ("version", "parley \(BrokerInfo.version)"),
+                ("uptime", "\(uptime) seconds"),
+                ("clients/connected", "\(total.clientsConnected)"),
+                ("clients/total", "\(total.connectionsAccepted)"),
+                ("messages/received", "\(total.messagesReceived)"),
+                ("messages/sent", "\(total.messagesSent)"),
+                ("publish/messages/received", "\(total.publishReceived)"),
+                ("publish/messages/sent", "\(total.publishSent)"),
+                ("publish/messages/dropped", "\(total.publishDropped)"),
+                ("publish/messages/expired", "\(total.publishExpired)"),
+                ("bytes/received", "\(total.bytesReceived)"),
+                ("bytes/sent", "\(total.bytesSent)"),
+                ("subscriptions/count", "\(subscriptions)"),
+                ("retained messages/count", "\(retained.count)"),
+                ("store/messages/bytes", "\(queuedBytes.load(ordering: .relaxed))"),
+                ("protocol/errors", "\(total.protocolErrors)"),
+            ]
+            for (name, value) in values {
+                publish(topic: "$SYS/broker/\(name)", payload: Array(value.utf8), qos: .atMostOnce, retain: true,
+                        properties: .none)
+            }
+        }
+    }
+}
+
+/// Build facts shown by `parley version` and `$SYS/broker/version`.
+public enum BrokerInfo {
+    public static let version = "0.1.0"
+}

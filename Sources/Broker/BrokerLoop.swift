@@ -1,0 +1,282 @@
+import MQTT
+import Reactor
+import Synchronization
+
+/// Work one loop hands to another.
+enum RemoteWork {
+    /// Match this message against the receiving loop's own subscriptions.
+    case route(Message)
+    /// Deliver to one session there (a shared-subscription pick, a retained copy).
+    case deliver(Message, clientID: String, qos: QoS, retain: Bool, subscriptionIDs: [UInt32])
+}
+
+/// The broker's state on one event loop: the sessions whose client ids hash here,
+/// their subscriptions, their connections. Only this loop's thread touches it.
+final class BrokerLoop {
+    let loop: EventLoop
+    unowned let broker: Broker
+    var index: Int { loop.index }
+    var sessions: [String: Session] = [:]
+    let topics = TopicIndex()
+    /// How many subscriptions this loop holds, read by other loops to skip forwarding.
+    let subscriptionCount = Atomic<Int>(0)
+    var clients: [ObjectIdentifier: ClientConnection] = [:]
+    var stats = LoopStats()
+
+    private var outbox: [[RemoteWork]]
+    private var outboxScheduled = false
+    private var routeStamp: UInt64 = 0
+    private var scratch: [PendingDelivery] = []
+
+    struct PendingDelivery {
+        let session: Session
+        var qos: QoS
+        var retainAsPublished: Bool
+        var subscriptionIDs: [UInt32]
+    }
+
+    init(loop: EventLoop, broker: Broker, loopCount: Int) {
+        self.loop = loop
+        self.broker = broker
+        self.outbox = Array(repeating: [], count: loopCount)
+    }
+
+    var config: BrokerConfig { broker.config }
+    var now: UInt64 { loop.now }
+
+    // MARK: Routing
+
+    /// Routes a message published on this loop: here, on every other loop that has
+    /// subscriptions, and to one member of each matching shared subscription.
+    func publish(_ message: Message) {
+        stats.publishReceived += 1
+        if message.retain { broker.retained.update(message) }
+        route(message)
+        for other in broker.loops where other !== self && other.subscriptionCount.load(ordering: .relaxed) > 0 {
+            send(.route(message), to: other.index)
+        }
+        if !broker.shared.isEmpty {
+            for member in broker.shared.pick(topic: message.topic, origin: message.origin) {
+                let work = RemoteWork.deliver(
+                    message, clientID: member.clientID, qos: min(member.options.qos, message.qos),
+                    retain: member.options.retainAsPublished ? message.retain : false,
+                    subscriptionIDs: member.identifier.map { [$0] } ?? [])
+                if member.loop == index { perform(work) } else { send(work, to: member.loop) }
+            }
+        }
+    }
+
+    /// Matches `message` against this loop's subscriptions and delivers it once to
+    /// each session, at the highest QoS of its matching subscriptions.
+    func route(_ message: Message) {
+        routeStamp &+= 1
+        let stamp = routeStamp
+        scratch.removeAll(keepingCapacity: true)
+        topics.match(message.topic) { entry in
+            let s = entry.session
+            if entry.options.noLocal, let origin = message.origin, origin == s.clientID { return }
+            if s.routeStamp == stamp {
+                scratch[s.routeSlot].qos = max(scratch[s.routeSlot].qos, entry.options.qos)
+                if entry.options.retainAsPublished { scratch[s.routeSlot].retainAsPublished = true }
+                if let id = entry.identifier { scratch[s.routeSlot].subscriptionIDs.append(id) }
+            } else {
+                s.routeStamp = stamp
+                s.routeSlot = scratch.count
+                scratch.append(PendingDelivery(
+                    session: s, qos: entry.options.qos, retainAsPublished: entry.options.retainAsPublished,
+                    subscriptionIDs: entry.identifier.map { [$0] } ?? []))
+            }
+        }
+        if scratch.isEmpty { return }
+        var cache = EncodedPublishCache()
+        for d in scratch {
+            deliver(message, to: d.session, qos: min(message.qos, d.qos),
+                    retain: d.retainAsPublished ? message.retain : false, subscriptionIDs: d.subscriptionIDs,
+                    cache: &cache)
+        }
+    }
+
+    func perform(_ work: RemoteWork) {
+        switch work {
+        case .route(let message):
+            route(message)
+        case .deliver(let message, let clientID, let qos, let retain, let ids):
+            guard let session = sessions[clientID] else { return }
+            var cache = EncodedPublishCache()
+            deliver(message, to: session, qos: qos, retain: retain, subscriptionIDs: ids, cache: &cache)
+        }
+    }
+
+    /// Queues work for another loop; everything queued in one turn goes in one hand-off.
+    func send(_ work: RemoteWork, to loopIndex: Int) {
+        outbox[loopIndex].append(work)
+        if !outboxScheduled {
+            outboxScheduled = true
+            loop.atEndOfTurn { [unowned self] in self.flushOutbox() }
+        }
+    }
+
+    private func flushOutbox() {
+        outboxScheduled = false
+        for i in outbox.indices where !outbox[i].isEmpty {
+            let batch = outbox[i]
+            outbox[i].removeAll(keepingCapacity: true)
+            let target = broker.loops[i]
+            target.loop.execute {
+                for work in batch { target.perform(work) }
+            }
+        }
+    }
+
+    // MARK: Delivery
+
+    /// Sends a message to a session now, or queues it (window full, slow reader,
+    /// client offline), within the session's and the broker's limits.
+    func deliver(_ message: Message, to session: Session, qos: QoS, retain: Bool, subscriptionIDs: [UInt32],
+                 cache: inout EncodedPublishCache)
+    {
+        if session.ended { return }
+        if message.isExpired(now: now) {
+            stats.publishExpired += 1
+            return
+        }
+        if let handler = session.internalHandler {
+            handler(message)
+            return
+        }
+        if let conn = session.connection, conn.isReady {
+            if qos == .atMostOnce {
+                if conn.pendingOutput > config.slowConsumerBytes {
+                    stats.publishDropped += 1
+                    return
+                }
+                conn.sendPublish(message, qos: .atMostOnce, retain: retain, packetID: 0, dup: false,
+                                 subscriptionIDs: subscriptionIDs, cache: &cache)
+                return
+            }
+            if session.queuedCount == 0 && session.inflightCount < conn.sendWindow
+                && conn.pendingOutput <= config.slowConsumerBytes, let id = session.allocatePacketID()
+            {
+                session.addInflight(
+                    id, InflightDelivery(message: message, qos: qos, retain: retain, subscriptionIDs: subscriptionIDs,
+                                         state: .sent))
+                conn.sendPublish(message, qos: qos, retain: retain, packetID: id, dup: false,
+                                 subscriptionIDs: subscriptionIDs, cache: &cache)
+                return
+            }
+        } else if qos == .atMostOnce && !config.queueQoS0Messages {
+            return
+        }
+        enqueue(QueuedDelivery(message: message, qos: qos, retain: retain, subscriptionIDs: subscriptionIDs),
+                for: session)
+    }
+
+    private func enqueue(_ delivery: QueuedDelivery, for session: Session) {
+        let cost = delivery.message.byteCost
+        func full() -> Bool {
+            session.queuedCount >= config.maxQueuedMessages || session.queuedBytes + cost > config.maxQueuedBytes
+                || broker.queuedBytes.load(ordering: .relaxed) + cost > config.queueMemoryBudget
+        }
+        if full() {
+            // Policy: QoS 0 goes first; the new message is dropped when nothing can give way.
+            if delivery.qos == .atMostOnce || !session.dropOldestQoS0(counting: broker) || full() {
+                stats.publishDropped += 1
+                return
+            }
+        }
+        session.enqueue(delivery)
+        broker.queuedBytes.add(cost, ordering: .relaxed)
+    }
+
+    /// Sends queued messages while the window and the socket allow.
+    func pump(_ session: Session) {
+        guard let conn = session.connection, conn.isReady else { return }
+        var cache = EncodedPublishCache()
+        while session.queuedCount > 0 && conn.pendingOutput <= config.slowConsumerBytes {
+            if session.queue[session.queueHeadIndex].qos != .atMostOnce && session.inflightCount >= conn.sendWindow {
+                return
+            }
+            guard let d = session.dequeue() else { return }
+            broker.queuedBytes.subtract(d.message.byteCost, ordering: .relaxed)
+            if d.message.isExpired(now: now) {
+                stats.publishExpired += 1
+                continue
+            }
+            if d.qos == .atMostOnce {
+                conn.sendPublish(d.message, qos: .atMostOnce, retain: d.retain, packetID: 0, dup: false,
+                                 subscriptionIDs: d.subscriptionIDs, cache: &cache)
+            } else if let id = session.allocatePacketID() {
+                session.addInflight(id, InflightDelivery(message: d.message, qos: d.qos, retain: d.retain,
+                                                         subscriptionIDs: d.subscriptionIDs, state: .sent))
+                conn.sendPublish(d.message, qos: d.qos, retain: d.retain, packetID: id, dup: false,
+                                 subscriptionIDs: d.subscriptionIDs, cache: &cache)
+            }
+        }
+    }
+
+    // MARK: Sessions
+
+    /// Ends a session: its subscriptions go, its queues are freed.
+    func endSession(_ session: Session) {
+        guard !session.ended else { return }
+        session.ended = true
+        if let t = session.expiryTimer { loop.cancel(t) }
+        if let t = session.willTimer { loop.cancel(t) }
+        for (raw, entry) in session.subscriptions {
+            removeSubscription(raw: raw, entry: entry, session: session)
+        }
+        session.subscriptions.removeAll()
+        broker.queuedBytes.subtract(session.queuedBytes, ordering: .relaxed)
+        session.clearQueues()
+        if sessions[session.clientID] === session { sessions[session.clientID] = nil }
+    }
+
+    func removeSubscription(raw: ByteString, entry: SubscriptionEntry, session: Session) {
+        if let parsed = try? TopicRules.parseFilter(raw.bytes, version: .v5), let group = parsed.shareGroup {
+            broker.shared.remove(group: group, filter: parsed.filter, clientID: session.clientID)
+        } else if topics.remove(filter: raw, session: session) {
+            subscriptionCount.subtract(1, ordering: .relaxed)
+        }
+    }
+
+    /// Publishes a session's will, through the same checks as any PUBLISH.
+    func publishWill(of session: Session) {
+        guard let will = session.will else { return }
+        session.will = nil
+        if let t = session.willTimer {
+            loop.cancel(t)
+            session.willTimer = nil
+        }
+        let info = ClientInfo(clientID: session.clientID, username: session.username, peer: nil,
+                              protocolVersion: session.version, tlsIdentity: nil, isInternal: false)
+        for plugin in broker.plugins(providing: .authorizePublish)
+        where plugin.authorizePublish(info, topic: will.topic, qos: will.qos, retain: will.retain).isFailure {
+            Log.info("will.denied", ["client": session.clientID, "topic": will.topic])
+            return
+        }
+        publish(will)
+    }
+
+    // MARK: Timers
+
+    /// Once a second: keep alive, CONNECT time-outs, idle buffers, plugin ticks.
+    func sweep() {
+        let t = now
+        for (_, c) in clients { c.checkTimers(now: t) }
+        if index == 0 {
+            for plugin in broker.plugins(providing: .tick) { plugin.tick(now: t) }
+        }
+    }
+}
+
+extension Session {
+    var queueHeadIndex: Int { queue.count - queuedCount }
+
+    /// Drops the oldest queued QoS 0 message, keeping the broker's total right.
+    func dropOldestQoS0(counting broker: Broker) -> Bool {
+        let before = queuedBytes
+        guard dropOldestQoS0() else { return false }
+        broker.queuedBytes.subtract(before - queuedBytes, ordering: .relaxed)
+        return true
+    }
+}

@@ -1,0 +1,307 @@
+import MQTT
+import Reactor
+
+/// One MQTT client's socket: frames bytes into packets, hands each to its handler
+/// (HandleConnect, HandlePublish, HandleSubscribe, HandleAcks, HandleDisconnect),
+/// and encodes what the broker sends back.
+final class ClientConnection: Connection {
+    enum State { case awaitingConnect, authenticating, connected, closing }
+
+    unowned let ctx: BrokerLoop
+    var state = State.awaitingConnect
+    var decoder: FrameDecoder
+    var version = ProtocolVersion.v3_1_1
+    var session: Session?
+    var clientID = ""
+    var username: String?
+    let acceptedAt: UInt64
+    var lastReceivedAt: UInt64
+    /// Keep alive in milliseconds, 0 = none.
+    var keepAliveMillis: UInt64 = 0
+    /// Packet processing waits (authentication, an async ack) while set.
+    var paused = false
+
+    // What the client told us in CONNECT (v5).
+    var clientReceiveMaximum = 65_535
+    var clientMaximumPacketSize = Int.max
+    var clientTopicAliasMaximum: UInt16 = 0
+    var problemInformation = true
+
+    // Topic aliases, both ways.
+    var inboundAliases: [UInt16: ByteString] = [:]
+    var outboundAliases: [ByteString: UInt16] = [:]
+    var nextOutboundAlias: UInt16 = 1
+
+    /// QoS 1/2 PUBLISHes received whose ack waits on a plugin.
+    var pendingAcks = 0
+
+    /// Whether the will is published when the connection ends (cleared by a normal DISCONNECT).
+    var publishWillOnClose = true
+    /// Set when another connection took over the session.
+    var takenOver = false
+
+    init(fd: Int32, ctx: BrokerLoop, peer: SocketAddress?) {
+        self.ctx = ctx
+        self.acceptedAt = ctx.now
+        self.lastReceivedAt = ctx.now
+        self.decoder = FrameDecoder(maximumPacketSize: ctx.config.maxPacketSize)
+        super.init(fd: fd, loop: ctx.loop, peer: peer)
+    }
+
+    var isReady: Bool { state == .connected && !isClosed }
+
+    /// How many QoS 1/2 messages may be in flight to this client.
+    var sendWindow: Int { min(clientReceiveMaximum, ctx.config.maxInflight) }
+
+    var clientInfo: ClientInfo {
+        ClientInfo(clientID: clientID, username: username, peer: peer, protocolVersion: version, tlsIdentity: nil,
+                   isInternal: false)
+    }
+
+    // MARK: Input
+
+    override func received(_ bytes: UnsafeRawBufferPointer) {
+        lastReceivedAt = ctx.now
+        ctx.stats.bytesReceived += bytes.count
+        decoder.append(bytes)
+        processFrames()
+    }
+
+    /// Handles every complete packet buffered, unless paused.
+    func processFrames() {
+        while !paused && !isClosed && state != .closing {
+            let frame: Frame?
+            do {
+                frame = try decoder.next()
+            } catch {
+                violation(error)
+                return
+            }
+            guard let frame else { return }
+            ctx.stats.messagesReceived += 1
+            if state == .awaitingConnect {
+                handleConnectFrame(frame)
+                continue
+            }
+            let packet: Packet
+            do {
+                packet = try Packet.decode(frame, version: version, from: .client)
+            } catch {
+                violation(error)
+                return
+            }
+            handle(packet)
+        }
+    }
+
+    private func handle(_ packet: Packet) {
+        switch packet {
+        case .publish(let p): handlePublish(p)
+        case .puback(let a): handlePuback(a)
+        case .pubrec(let a): handlePubrec(a)
+        case .pubrel(let a): handlePubrel(a)
+        case .pubcomp(let a): handlePubcomp(a)
+        case .subscribe(let s): handleSubscribe(s)
+        case .unsubscribe(let u): handleUnsubscribe(u)
+        case .pingreq: sendPacket(.pingresp)
+        case .disconnect(let d): handleDisconnect(d)
+        case .connect:
+            violation(CodecError(.protocolError, "a second CONNECT", rule: version == .v5 ? "MQTT-3.1.0-2" : "MQTT-3.1.0-2"))
+        case .auth:
+            // Enhanced authentication is not offered; AUTH without an authentication
+            // method in CONNECT is a protocol error.
+            violation(CodecError(.protocolError, "AUTH without an authentication method in CONNECT"))
+        case .connack, .suback, .unsuback, .pingresp:
+            violation(CodecError(.protocolError, "\(packet.type) may not be sent by a client"))
+        }
+    }
+
+    // MARK: Output
+
+    func sendPacket(_ packet: Packet) {
+        sendEncoding { out in
+            do {
+                try packet.encode(into: &out, version: version)
+            } catch {
+                Log.error("encode.failed", ["client": clientID, "packet": packet.type, "error": error])
+            }
+        }
+        ctx.stats.messagesSent += 1
+    }
+
+    /// A reason string, only when the client allows them (v5 Request Problem Information).
+    func reasonProperties(_ text: String) -> Properties {
+        var p = Properties()
+        if version == .v5 && problemInformation && ctx.config.reasonStrings { p.reasonString = text }
+        return p
+    }
+
+    /// Sends one PUBLISH to this client, reusing an encoding shared by all
+    /// subscribers of the same shape when nothing in it is specific to this client.
+    func sendPublish(_ message: Message, qos: QoS, retain: Bool, packetID: UInt16, dup: Bool,
+                     subscriptionIDs: [UInt32], cache: inout EncodedPublishCache)
+    {
+        let v5 = version == .v5
+        let shared = !dup && (!v5 || (subscriptionIDs.isEmpty && message.expiresAt == nil && clientTopicAliasMaximum == 0))
+        var size = 0
+        if shared {
+            cache.use(for: message)
+            let key = EncodedPublishCache.key(v5: v5, qos: qos, retain: retain)
+            if cache.bytes(for: key) == nil {
+                var packet = PublishPacket(topic: message.topic, payload: message.payload[...], qos: qos, retain: retain,
+                                           packetID: qos == .atMostOnce ? 0 : 1, properties: message.properties)
+                packet.dup = false
+                var out: [UInt8] = []
+                let offset = (try? packet.encode(into: &out, version: version)) ?? nil
+                cache.store(key, out, idOffset: offset ?? -1)
+            }
+            let (bytes, offset) = cache.bytes(for: key)!
+            size = bytes.count
+            if size > clientMaximumPacketSize {
+                droppedTooLarge(packetID)
+                return
+            }
+            if offset >= 0 { send(bytes, patchingUInt16: packetID, at: offset) } else { send(bytes) }
+        } else {
+            var properties = message.properties
+            if v5 {
+                properties.subscriptionIdentifiers = subscriptionIDs
+                properties.messageExpiryInterval = message.remainingExpiry(now: ctx.now)
+            }
+            var topic = message.topic
+            if v5 && clientTopicAliasMaximum > 0 {
+                if let alias = outboundAliases[message.topic] {
+                    properties.topicAlias = alias
+                    topic = ByteString([UInt8]())
+                } else if nextOutboundAlias <= clientTopicAliasMaximum {
+                    properties.topicAlias = nextOutboundAlias
+                    outboundAliases[message.topic] = nextOutboundAlias
+                    nextOutboundAlias += 1
+                }
+            }
+            let packet = PublishPacket(topic: topic, payload: message.payload[...], qos: qos, retain: retain, dup: dup,
+                                       packetID: packetID, properties: properties)
+            var tooLarge = false
+            sendEncoding { out in
+                let start = out.count
+                _ = try? packet.encode(into: &out, version: version)
+                size = out.count - start
+                if size > clientMaximumPacketSize {
+                    out.removeSubrange(start...)
+                    tooLarge = true
+                }
+            }
+            if tooLarge {
+                if properties.topicAlias != nil && !topic.isEmpty { outboundAliases[message.topic] = nil }
+                droppedTooLarge(packetID)
+                return
+            }
+        }
+        ctx.stats.messagesSent += 1
+        ctx.stats.publishSent += 1
+        ctx.stats.bytesSent += size
+    }
+
+    /// The spec's rule for a message larger than the client's maximum: it is not
+    /// sent, and counts as delivered.
+    private func droppedTooLarge(_ packetID: UInt16) {
+        ctx.stats.publishDropped += 1
+        if packetID != 0 { session?.removeInflight(packetID) }
+    }
+
+    // MARK: Errors and closing
+
+    /// A protocol violation: v5 clients are told why with DISCONNECT (or CONNACK
+    /// before the session exists); then the connection closes.
+    func violation(_ error: CodecError) {
+        ctx.stats.protocolErrors += 1
+        Log.info("client.violation", ["client": clientID, "peer": peer.map { "\($0)" } ?? "-", "reason": error])
+        if state == .connected && version == .v5 {
+            sendPacket(.disconnect(DisconnectPacket(reasonCode: error.reason, properties: reasonProperties(error.message))))
+        }
+        closeNow()
+    }
+
+    /// Sends a v5 DISCONNECT with `reason` (3.x clients are just closed) and closes.
+    func disconnect(reason: ReasonCode, _ text: String) {
+        if state == .connected && version == .v5 {
+            sendPacket(.disconnect(DisconnectPacket(reasonCode: reason, properties: reasonProperties(text))))
+        }
+        closeNow()
+    }
+
+    func closeNow() {
+        state = .closing
+        close(reason: .local)
+    }
+
+    override func didClose(_ reason: CloseReason) {
+        ctx.clients[ObjectIdentifier(self)] = nil
+        ctx.broker.connectionCount.subtract(1, ordering: .relaxed)
+        guard let session, session.connection === self else { return }
+        detachSession(session)
+    }
+
+    override func writeDrained() {
+        if let session, session.queuedCount > 0 { ctx.pump(session) }
+    }
+
+    // MARK: Timers
+
+    func checkTimers(now: UInt64) {
+        switch state {
+        case .awaitingConnect, .authenticating:
+            if now - acceptedAt > UInt64(ctx.config.connectTimeout) * 1000 {
+                Log.info("client.connect_timeout", ["peer": peer.map { "\($0)" } ?? "-"])
+                closeNow()
+            }
+        case .connected:
+            if keepAliveMillis > 0 && now - lastReceivedAt > keepAliveMillis * 3 / 2 {
+                Log.info("client.keepalive_timeout", ["client": clientID])
+                disconnect(reason: .keepAliveTimeout, "keep alive timeout")
+                return
+            }
+            if pendingOutput == 0 && decoder.bufferedByteCount == 0 {
+                decoder.shrink()
+                releaseIdleBuffers()
+            }
+        case .closing:
+            break
+        }
+    }
+}
+
+/// Encodings of one message shared by the subscribers that get identical bytes
+/// (same protocol family, QoS and retain flag; packet ids are patched in place).
+struct EncodedPublishCache {
+    private var message: ObjectIdentifier?
+    private var keys: [UInt8] = []
+    private var encodings: [[UInt8]] = []
+    private var offsets: [Int] = []
+
+    /// Forgets encodings of any other message, so one cache can serve a loop over many.
+    mutating func use(for m: Message) {
+        let id = ObjectIdentifier(m)
+        if message != id {
+            message = id
+            keys.removeAll(keepingCapacity: true)
+            encodings.removeAll(keepingCapacity: true)
+            offsets.removeAll(keepingCapacity: true)
+        }
+    }
+
+    static func key(v5: Bool, qos: QoS, retain: Bool) -> UInt8 {
+        (v5 ? 8 : 0) | qos.rawValue << 1 | (retain ? 1 : 0)
+    }
+
+    func bytes(for key: UInt8) -> ([UInt8], Int)? {
+        for i in keys.indices where keys[i] == key { return (encodings[i], offsets[i]) }
+        return nil
+    }
+
+    mutating func store(_ key: UInt8, _ bytes: [UInt8], idOffset: Int) {
+        keys.append(key)
+        encodings.append(bytes)
+        offsets.append(idOffset)
+    }
+}

@@ -1,0 +1,318 @@
+import MQTT
+import Reactor
+
+/// What travels with a connection moved to its session's home loop after CONNECT.
+struct ConnectHandoff {
+    let connect: ConnectPacket
+    let clientID: String
+    let assignedID: Bool
+    let username: String?
+    let decoder: FrameDecoder
+    let acceptedAt: UInt64
+}
+
+extension ClientConnection {
+    // MARK: CONNECT
+
+    func handleConnectFrame(_ frame: Frame) {
+        guard frame.header >> 4 == PacketType.connect.rawValue else {
+            // [MQTT-3.1.0-1] the first packet must be CONNECT: close without a word.
+            Log.info("client.no_connect", ["peer": peer.map { "\($0)" } ?? "-"])
+            closeNow()
+            return
+        }
+        let connect: ConnectPacket
+        do {
+            guard case .connect(let c) = try Packet.decode(frame, version: .v5, from: .client) else { return }
+            connect = c
+        } catch {
+            refuseConnect(error, level: Self.peekProtocolLevel(frame.body))
+            return
+        }
+        version = connect.version
+        problemInformation = connect.properties.requestProblemInformation ?? true
+        let config = ctx.config
+
+        // Client identifier rules.
+        var clientID = connect.clientID
+        var assigned = false
+        if clientID.isEmpty {
+            if version == .v3_1 || (version == .v3_1_1 && !connect.cleanStart) {
+                sendConnack(.clientIdentifierNotValid, "an empty client id needs clean session")
+                closeNow()
+                return
+            }
+            clientID = "auto-" + Self.randomID()
+            assigned = true
+        } else if version == .v3_1 && clientID.utf8.count > 23 {
+            sendConnack(.clientIdentifierNotValid, "MQTT 3.1 client ids are 1 to 23 characters")
+            closeNow()
+            return
+        }
+        if ctx.broker.connectionCount.load(ordering: .relaxed) > config.maxConnections {
+            sendConnack(.serverBusy, "too many connections")
+            closeNow()
+            return
+        }
+        self.clientID = clientID
+        state = .authenticating
+        paused = true
+        let request = ConnectRequest(
+            clientID: clientID, username: connect.username, password: connect.password.map { Array($0) }, peer: peer,
+            tlsIdentity: nil, protocolVersion: version)
+        authenticate(request, plugins: ctx.broker.plugins(providing: .authenticate)[...]) { [self] decision in
+            switch decision {
+            case .deny(let reason):
+                Log.info("client.auth_denied", ["client": clientID, "peer": peer.map { "\($0)" } ?? "-", "reason": reason])
+                sendConnack(reason, "not authorized")
+                closeNow()
+            case .allow(let name):
+                accept(connect, clientID: clientID, assigned: assigned, username: name ?? connect.username)
+            case .abstain:
+                if ctx.config.allowAnonymous || connect.username != nil {
+                    accept(connect, clientID: clientID, assigned: assigned, username: connect.username)
+                } else {
+                    sendConnack(.notAuthorized, "anonymous connections are off")
+                    closeNow()
+                }
+            }
+        }
+    }
+
+    /// Asks each authenticating plugin in turn until one decides.
+    private func authenticate(_ request: ConnectRequest, plugins: ArraySlice<BrokerPlugin>,
+                              _ done: @escaping (AuthDecision) -> Void)
+    {
+        guard let plugin = plugins.first else {
+            done(.abstain)
+            return
+        }
+        let loop = self.loop
+        plugin.authenticate(request) { [self] decision in
+            loop.execute { [self] in
+                if isClosed { return }
+                if case .abstain = decision {
+                    authenticate(request, plugins: plugins.dropFirst(), done)
+                } else {
+                    done(decision)
+                }
+            }
+        }
+    }
+
+    /// Authenticated: continue on the loop that owns this client id's session.
+    private func accept(_ connect: ConnectPacket, clientID: String, assigned: Bool, username: String?) {
+        let home = ctx.broker.homeLoop(for: clientID)
+        if home === ctx {
+            finishConnect(connect, clientID: clientID, assigned: assigned, username: username)
+            return
+        }
+        let handoff = ConnectHandoff(connect: connect, clientID: clientID, assignedID: assigned, username: username,
+                                     decoder: decoder, acceptedAt: acceptedAt)
+        let fd = self.fd
+        let peer = self.peer
+        detachFromLoop()
+        ctx.clients[ObjectIdentifier(self)] = nil
+        home.loop.execute {
+            let moved = ClientConnection(fd: fd, ctx: home, peer: peer)
+            moved.adopt(handoff)
+        }
+    }
+
+    /// On the home loop: take over the socket and finish CONNECT.
+    private func adopt(_ handoff: ConnectHandoff) {
+        decoder = handoff.decoder
+        version = handoff.connect.version
+        problemInformation = handoff.connect.properties.requestProblemInformation ?? true
+        clientID = handoff.clientID
+        state = .authenticating
+        paused = true
+        ctx.clients[ObjectIdentifier(self)] = self
+        do {
+            try activate()
+        } catch {
+            Log.error("client.handoff_failed", ["client": clientID, "error": error])
+            closeNow()
+            return
+        }
+        finishConnect(handoff.connect, clientID: handoff.clientID, assigned: handoff.assignedID,
+                      username: handoff.username)
+    }
+
+    /// Attaches (or creates) the session, answers CONNACK, resends what was in flight.
+    private func finishConnect(_ connect: ConnectPacket, clientID: String, assigned: Bool, username: String?) {
+        let config = ctx.config
+        self.username = username
+        var sessionPresent = false
+        var session: Session
+        if let existing = ctx.sessions[clientID] {
+            if let old = existing.connection {
+                // Take-over: the old connection goes, with v5 reason 0x8E.
+                Log.info("client.takeover", ["client": clientID])
+                old.takenOver = true
+                old.publishWillOnClose = false
+                old.disconnect(reason: .sessionTakenOver, "another connection took over this session")
+                existing.connection = nil
+                // The old will: the session ends (clean start) or the will has no delay: publish it.
+                if existing.will != nil && (connect.cleanStart || existing.willDelay == 0) {
+                    ctx.publishWill(of: existing)
+                }
+            }
+            if connect.cleanStart {
+                ctx.endSession(existing)
+                session = Session(clientID: clientID, home: ctx)
+                ctx.sessions[clientID] = session
+            } else {
+                session = existing
+                sessionPresent = true
+                if let t = session.expiryTimer { loop.cancel(t); session.expiryTimer = nil }
+                // Reconnected within the will delay: the will is not sent.
+                if let t = session.willTimer { loop.cancel(t); session.willTimer = nil }
+                session.will = nil
+            }
+        } else {
+            session = Session(clientID: clientID, home: ctx)
+            ctx.sessions[clientID] = session
+        }
+        session.version = version
+        session.username = username
+
+        // Session expiry.
+        var connack = ConnackPacket(sessionPresent: sessionPresent)
+        if version == .v5 {
+            let requested = connect.properties.sessionExpiryInterval ?? 0
+            session.expiryInterval = min(requested, config.maxSessionExpiry)
+            if session.expiryInterval != requested { connack.properties.sessionExpiryInterval = session.expiryInterval }
+        } else {
+            session.expiryInterval = connect.cleanStart ? 0 : config.persistentSessionExpiry
+        }
+
+        // Will.
+        if let will = connect.will {
+            let expiry = will.properties.messageExpiryInterval.map { ctx.now + UInt64($0) * 1000 }
+            session.will = Message(topic: will.topic.compacted, payload: Array(will.payload), qos: will.qos,
+                                   retain: will.retain && config.retainAvailable, properties: will.properties,
+                                   expiresAt: expiry, origin: clientID, receivedAt: ctx.now)
+            session.willDelay = will.properties.willDelayInterval ?? 0
+        } else {
+            session.will = nil
+        }
+
+        // Keep alive.
+        var keepAlive = connect.keepAlive
+        if version == .v5 && (keepAlive > config.maxKeepAlive || (keepAlive == 0 && !config.allowZeroKeepAlive)) {
+            keepAlive = config.maxKeepAlive
+            connack.properties.serverKeepAlive = keepAlive
+        }
+        keepAliveMillis = UInt64(keepAlive) * 1000
+
+        // Flow control and limits, both ways.
+        if version == .v5 {
+            clientReceiveMaximum = Int(connect.properties.receiveMaximum ?? 65_535)
+            clientMaximumPacketSize = connect.properties.maximumPacketSize.map { Int($0) } ?? Int.max
+            clientTopicAliasMaximum = connect.properties.topicAliasMaximum ?? 0
+            connack.properties.receiveMaximum = UInt16(clamping: config.maxInflight)
+            connack.properties.maximumPacketSize = UInt32(clamping: config.maxPacketSize)
+            connack.properties.topicAliasMaximum = config.topicAliasMaximum
+            if !config.retainAvailable { connack.properties.retainAvailable = false }
+            if assigned { connack.properties.assignedClientIdentifier = clientID }
+        }
+
+        session.connection = self
+        self.session = session
+        state = .connected
+        ctx.stats.clientsConnected += 1
+        sendPacket(.connack(connack))
+        Log.debug("client.connect", ["client": clientID, "version": version, "clean": connect.cleanStart,
+                                     "session_present": sessionPresent])
+        for plugin in ctx.broker.plugins(providing: .sessionEvents) { plugin.sessionOnline(clientInfo) }
+
+        // Resend what was in flight, in order, then what waited in the queue.
+        if sessionPresent {
+            var cache = EncodedPublishCache()
+            for (id, d) in session.inflightInOrder {
+                if d.state == .released {
+                    sendPacket(.pubrel(AckPacket(packetID: id)))
+                } else {
+                    sendPublish(d.message, qos: d.qos, retain: d.retain, packetID: id, dup: true,
+                                subscriptionIDs: d.subscriptionIDs, cache: &cache)
+                }
+            }
+            ctx.pump(session)
+        }
+        paused = false
+        processFrames()
+    }
+
+    /// The session loses its connection: will, expiry.
+    func detachSession(_ session: Session) {
+        session.connection = nil
+        ctx.stats.clientsConnected -= 1
+        for plugin in ctx.broker.plugins(providing: .sessionEvents) { plugin.sessionOffline(clientInfo) }
+        if takenOver { return }
+        if session.will != nil {
+            if publishWillOnClose {
+                let delay = min(session.willDelay, session.expiryInterval)
+                if delay == 0 {
+                    ctx.publishWill(of: session)
+                } else {
+                    session.willTimer = loop.schedule(afterMilliseconds: UInt64(delay) * 1000) { [ctx] in
+                        session.willTimer = nil
+                        ctx.publishWill(of: session)
+                    }
+                }
+            } else {
+                session.will = nil
+            }
+        }
+        if session.expiryInterval == 0 {
+            // The will (if any and delayed) goes now: the session ends with the connection.
+            if session.will != nil { ctx.publishWill(of: session) }
+            ctx.endSession(session)
+        } else if session.expiryInterval != UInt32.max {
+            session.expiryTimer = loop.schedule(afterMilliseconds: UInt64(session.expiryInterval) * 1000) { [ctx] in
+                session.expiryTimer = nil
+                if session.will != nil { ctx.publishWill(of: session) }
+                ctx.endSession(session)
+            }
+        }
+    }
+
+    // MARK: Refusals
+
+    func sendConnack(_ reason: ReasonCode, _ text: String) {
+        var connack = ConnackPacket(reasonCode: reason)
+        if version == .v5 { connack.properties = reasonProperties(text) }
+        sendPacket(.connack(connack))
+    }
+
+    /// A CONNECT that did not decode. An unsupported level gets the CONNACK its
+    /// client can read; other v5 errors get a CONNACK with the reason; 3.x ones a close.
+    private func refuseConnect(_ error: CodecError, level: UInt8?) {
+        ctx.stats.protocolErrors += 1
+        Log.info("client.bad_connect", ["peer": peer.map { "\($0)" } ?? "-", "reason": error])
+        if error.reason == .unsupportedProtocolVersion {
+            version = level == 5 ? .v5 : .v3_1_1
+            sendConnack(.unsupportedProtocolVersion, error.message)
+        } else if level == 5 {
+            version = .v5
+            sendConnack(error.reason, error.message)
+        }
+        closeNow()
+    }
+
+    /// The protocol level byte of a CONNECT body, if it has one.
+    static func peekProtocolLevel(_ body: ArraySlice<UInt8>) -> UInt8? {
+        guard body.count >= 2 else { return nil }
+        let nameLength = Int(body[body.startIndex]) << 8 | Int(body[body.startIndex + 1])
+        let at = body.startIndex + 2 + nameLength
+        return at < body.endIndex ? body[at] : nil
+    }
+
+    static func randomID() -> String {
+        var g = SystemRandomNumberGenerator()
+        let a = g.next() as UInt64
+        let b = g.next() as UInt64
+        return String(a, radix: 36) + String(b, radix: 36)
+    }
+}

@@ -1,0 +1,146 @@
+import MQTT
+import Reactor
+
+extension ClientConnection {
+    /// An incoming PUBLISH: resolve its topic alias, check limits and ACL, let
+    /// plugins inspect it, route it, and acknowledge it by its QoS.
+    func handlePublish(_ p: PublishPacket) {
+        guard let session else { return }
+        let config = ctx.config
+        var topic = p.topic
+        if version == .v5, let alias = p.properties.topicAlias {
+            if alias > config.topicAliasMaximum {
+                disconnect(reason: .topicAliasInvalid, "topic alias \(alias) is above the maximum \(config.topicAliasMaximum)")
+                return
+            }
+            if topic.isEmpty {
+                guard let known = inboundAliases[alias] else {
+                    disconnect(reason: .protocolError, "topic alias \(alias) has no topic yet")
+                    return
+                }
+                topic = known
+            } else {
+                inboundAliases[alias] = topic.compacted
+            }
+        }
+        if topic.count > config.maxTopicLength || Self.levelCount(topic) > config.maxTopicLevels {
+            disconnect(reason: .topicNameInvalid, "topic is longer or deeper than this server allows")
+            return
+        }
+        if p.qos != .atMostOnce {
+            if p.qos == .exactlyOnce && session.incomingQoS2.contains(p.packetID) {
+                // A resend of a QoS 2 message already received: acknowledge, never route twice.
+                sendPacket(.pubrec(AckPacket(packetID: p.packetID)))
+                return
+            }
+            if session.incomingQoS2.count + pendingAcks >= config.maxInflight {
+                disconnect(reason: .receiveMaximumExceeded, "more unacknowledged QoS 1/2 messages than the receive maximum")
+                return
+            }
+        }
+        if p.retain && !config.retainAvailable {
+            disconnect(reason: .retainNotSupported, "retained messages are not available")
+            return
+        }
+        if topic.bytes.first == 0x24 {  // '$': reserved for the broker
+            refusePublish(p, .notAuthorized, "clients may not publish to $-topics")
+            return
+        }
+        let info = clientInfo
+        for plugin in ctx.broker.plugins(providing: .authorizePublish) {
+            let verdict = plugin.authorizePublish(info, topic: topic, qos: p.qos, retain: p.retain)
+            if verdict.isFailure {
+                refusePublish(p, verdict, "not authorized to publish to this topic")
+                return
+            }
+        }
+        var message: Message
+        let inspectors = ctx.broker.plugins(providing: .inspectPublish)
+        if inspectors.isEmpty {
+            message = Message(publish: p, topic: topic, origin: clientID, now: ctx.now)
+        } else {
+            var inbound = InboundPublish(topic: topic.compacted, payload: Array(p.payload), qos: p.qos, retain: p.retain,
+                                         properties: p.properties)
+            for plugin in inspectors {
+                let verdict = plugin.inspectPublish(&inbound, from: info)
+                if verdict.isFailure {
+                    refusePublish(p, verdict, "refused by \(plugin.name)")
+                    return
+                }
+            }
+            let expiry = inbound.properties.messageExpiryInterval.map { ctx.now + UInt64($0) * 1000 }
+            message = Message(topic: inbound.topic, payload: inbound.payload, qos: inbound.qos, retain: inbound.retain,
+                              properties: inbound.properties, expiresAt: expiry, origin: clientID, receivedAt: ctx.now)
+        }
+        let ackers = p.qos == .atMostOnce ? [] : ctx.broker.plugins(providing: .beforeAck)
+        if ackers.isEmpty {
+            ctx.publish(message)
+            acknowledge(p, .success)
+            return
+        }
+        // A plugin acts first (e.g. stores the message); route and ack when it is done.
+        pendingAcks += 1
+        runBeforeAck(message, info: info, plugins: ackers[...]) { [self] verdict in
+            pendingAcks -= 1
+            if isClosed && session.ended { return }
+            if verdict.isFailure {
+                acknowledge(p, verdict)
+            } else {
+                ctx.publish(message)
+                acknowledge(p, .success)
+            }
+        }
+    }
+
+    private func runBeforeAck(_ message: Message, info: ClientInfo, plugins: ArraySlice<BrokerPlugin>,
+                              _ done: @escaping (ReasonCode) -> Void)
+    {
+        guard let plugin = plugins.first else {
+            done(.success)
+            return
+        }
+        let loop = self.loop
+        plugin.beforeAck(message, from: info) { [self] verdict in
+            loop.execute { [self] in
+                if verdict.isFailure { done(verdict) } else { runBeforeAck(message, info: info, plugins: plugins.dropFirst(), done) }
+            }
+        }
+    }
+
+    /// PUBACK / PUBREC for a PUBLISH with this outcome.
+    private func acknowledge(_ p: PublishPacket, _ reason: ReasonCode) {
+        switch p.qos {
+        case .atMostOnce:
+            return
+        case .atLeastOnce:
+            sendPacket(.puback(AckPacket(packetID: p.packetID, reasonCode: reason)))
+        case .exactlyOnce:
+            if !reason.isFailure { session?.incomingQoS2.insert(p.packetID) }
+            sendPacket(.pubrec(AckPacket(packetID: p.packetID, reasonCode: reason)))
+        }
+    }
+
+    /// A PUBLISH the broker will not route: v5 clients learn why in the ack; 3.x
+    /// clients get an ordinary ack (they have no way to hear a refusal).
+    private func refusePublish(_ p: PublishPacket, _ reason: ReasonCode, _ text: String) {
+        Log.debug("publish.refused", ["client": clientID, "topic": p.topic, "reason": reason])
+        ctx.stats.publishDropped += 1
+        if version == .v5 {
+            switch p.qos {
+            case .atMostOnce: return
+            case .atLeastOnce:
+                sendPacket(.puback(AckPacket(packetID: p.packetID, reasonCode: reason, properties: reasonProperties(text))))
+            case .exactlyOnce:
+                sendPacket(.pubrec(AckPacket(packetID: p.packetID, reasonCode: reason, properties: reasonProperties(text))))
+            }
+        } else {
+            acknowledge(p, .success)
+        }
+    }
+
+    static func levelCount(_ topic: ByteString) -> Int {
+        var n = 1
+        for b in topic.bytes where b == 0x2F { n += 1 }
+        return n
+    }
+}

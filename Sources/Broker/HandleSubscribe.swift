@@ -1,0 +1,99 @@
+import MQTT
+import Reactor
+
+extension ClientConnection {
+    /// SUBSCRIBE: authorise each filter, store it, answer SUBACK, then send the
+    /// retained messages its retain handling asks for.
+    func handleSubscribe(_ packet: SubscribePacket) {
+        guard let session else { return }
+        let config = ctx.config
+        let info = clientInfo
+        let identifier = packet.properties.subscriptionIdentifiers.first
+        var codes: [ReasonCode] = []
+        var retainedToSend: [(Message, QoS, [UInt32])] = []
+        for sub in packet.subscriptions {
+            guard let parsed = try? TopicRules.parseFilter(sub.topicFilter.bytes, version: version) else {
+                codes.append(.topicFilterInvalid)
+                continue
+            }
+            if sub.topicFilter.count > config.maxTopicLength || Self.levelCount(parsed.filter) > config.maxTopicLevels {
+                codes.append(.topicFilterInvalid)
+                continue
+            }
+            var granted = sub.qos
+            var refused: ReasonCode? = nil
+            for plugin in ctx.broker.plugins(providing: .authorizeSubscribe) {
+                let verdict = plugin.authorizeSubscribe(info, filter: parsed, requested: sub.qos)
+                if verdict.isFailure {
+                    refused = verdict
+                    break
+                }
+                granted = min(granted, QoS(rawValue: verdict.rawValue) ?? granted)
+            }
+            if let refused {
+                codes.append(refused)
+                continue
+            }
+            var options = sub
+            options.qos = granted
+            options.topicFilter = sub.topicFilter.compacted
+            let entry = SubscriptionEntry(session: session, options: options, identifier: identifier)
+            let existed = session.subscriptions[options.topicFilter] != nil
+            session.subscriptions[options.topicFilter] = entry
+            if let group = parsed.shareGroup {
+                ctx.broker.shared.add(
+                    group: group, filter: parsed.filter,
+                    member: SharedSubscriptions.Member(clientID: clientID, loop: ctx.index, options: options,
+                                                       identifier: identifier))
+            } else {
+                if !ctx.topics.insert(filter: options.topicFilter, entry: entry) {
+                    ctx.subscriptionCount.add(1, ordering: .relaxed)
+                }
+                // Retain handling: 0 always, 1 only for a new subscription, 2 never.
+                if sub.retainHandling == 0 || (sub.retainHandling == 1 && !existed) {
+                    for m in ctx.broker.retained.matching(parsed, now: ctx.now) {
+                        if sub.noLocal && m.origin == clientID { continue }
+                        retainedToSend.append((m, min(m.qos, granted), identifier.map { [$0] } ?? []))
+                    }
+                }
+            }
+            codes.append(ReasonCode(granted.rawValue))
+        }
+        sendPacket(.suback(SubackPacket(packetID: packet.packetID, reasonCodes: codes)))
+        var cache = EncodedPublishCache()
+        for (m, qos, ids) in retainedToSend {
+            // Retained messages always carry RETAIN when sent because of a subscription.
+            ctx.deliver(m, to: session, qos: qos, retain: true, subscriptionIDs: ids, cache: &cache)
+        }
+    }
+
+    func handleUnsubscribe(_ packet: UnsubscribePacket) {
+        guard let session else { return }
+        var codes: [ReasonCode] = []
+        for filter in packet.topicFilters {
+            if let entry = session.subscriptions.removeValue(forKey: filter) {
+                ctx.removeSubscription(raw: filter, entry: entry, session: session)
+                codes.append(.success)
+            } else {
+                codes.append(.noSubscriptionExisted)
+            }
+        }
+        sendPacket(.unsuback(UnsubackPacket(packetID: packet.packetID, reasonCodes: codes)))
+    }
+
+    /// A client's DISCONNECT: v5 may ask for its will (0x04) and change the session expiry.
+    func handleDisconnect(_ d: DisconnectPacket) {
+        if let session, version == .v5 {
+            if let expiry = d.properties.sessionExpiryInterval {
+                if session.expiryInterval == 0 && expiry != 0 {
+                    violation(CodecError(.protocolError, "session expiry set at DISCONNECT after 0 in CONNECT",
+                                         rule: "MQTT-3.14.2-2"))
+                    return
+                }
+                session.expiryInterval = min(expiry, ctx.config.maxSessionExpiry)
+            }
+        }
+        publishWillOnClose = version == .v5 && d.reasonCode == .disconnectWithWillMessage
+        closeNow()
+    }
+}

@@ -1,0 +1,129 @@
+import MQTT
+import Reactor
+
+/// What the broker knows about a client when it asks a plugin.
+public struct ClientInfo: Sendable {
+    public let clientID: String
+    public let username: String?
+    public let peer: SocketAddress?
+    public let protocolVersion: ProtocolVersion
+    /// The verified subject of a TLS client certificate, when there is one.
+    public let tlsIdentity: String?
+    /// True for the broker's own internal clients (plugins publishing).
+    public let isInternal: Bool
+}
+
+/// A CONNECT as the authentication hook sees it.
+public struct ConnectRequest: Sendable {
+    public let clientID: String
+    public let username: String?
+    public let password: [UInt8]?
+    public let peer: SocketAddress?
+    public let tlsIdentity: String?
+    public let protocolVersion: ProtocolVersion
+}
+
+/// What an authentication hook decides.
+public enum AuthDecision: Sendable {
+    /// Accept; `username` replaces the one sent (e.g. the certificate's name).
+    case allow(username: String?)
+    /// Refuse with this reason (0x86 bad user name or password, 0x87 not authorized, ...).
+    case deny(ReasonCode)
+    /// No opinion: the next plugin decides; with none left, `allow_anonymous` does.
+    case abstain
+}
+
+/// The hooks a plugin provides; the broker calls only these.
+public struct PluginHooks: OptionSet, Sendable {
+    public let rawValue: Int
+    public init(rawValue: Int) { self.rawValue = rawValue }
+    public static let authenticate = PluginHooks(rawValue: 1 << 0)
+    public static let authorizePublish = PluginHooks(rawValue: 1 << 1)
+    public static let authorizeSubscribe = PluginHooks(rawValue: 1 << 2)
+    public static let inspectPublish = PluginHooks(rawValue: 1 << 3)
+    public static let beforeAck = PluginHooks(rawValue: 1 << 4)
+    public static let sessionEvents = PluginHooks(rawValue: 1 << 5)
+    public static let delivered = PluginHooks(rawValue: 1 << 6)
+    public static let tick = PluginHooks(rawValue: 1 << 7)
+}
+
+/// A PUBLISH a plugin may inspect and rewrite before it is routed.
+public struct InboundPublish: Sendable {
+    public var topic: ByteString
+    public var payload: [UInt8]
+    public var qos: QoS
+    public var retain: Bool
+    public var properties: Properties
+}
+
+/// The plugin protocol. Hooks run on the event loop threads, concurrently from
+/// several loops, so they must be thread-safe and must not block: blocking work
+/// (password hashing, disk, network) goes to `BrokerServices.runBlocking`, and
+/// the asynchronous hooks answer through their completion.
+///
+/// Every hook has a default that does nothing; `hooks` says which ones the plugin
+/// provides, and the broker calls only those.
+public protocol BrokerPlugin: AnyObject, Sendable {
+    var name: String { get }
+    var hooks: PluginHooks { get }
+
+    /// Called once before listeners open; keep `services` to publish, subscribe,
+    /// schedule and run blocking work.
+    func start(_ services: BrokerServices) throws
+    func stop()
+
+    /// Decide on a CONNECT. Call `completion` exactly once, from any thread.
+    func authenticate(_ request: ConnectRequest, completion: @escaping @Sendable (AuthDecision) -> Void)
+    /// May this client publish to this topic? `.success` allows; a failure code refuses.
+    func authorizePublish(_ client: ClientInfo, topic: ByteString, qos: QoS, retain: Bool) -> ReasonCode
+    /// The QoS to grant (≤ requested) as `.grantedQoS0/1/2`, or a failure code.
+    func authorizeSubscribe(_ client: ClientInfo, filter: TopicFilter, requested: QoS) -> ReasonCode
+    /// Inspect or rewrite a PUBLISH before routing. A failure code drops it (the
+    /// publisher's v5 PUBACK/PUBREC carries the code).
+    func inspectPublish(_ publish: inout InboundPublish, from client: ClientInfo) -> ReasonCode
+    /// Act on a routed-to-be QoS 1/2 message before the publisher's ack is sent (e.g.
+    /// store it). Call `completion` once, from any thread, in the order the hook was
+    /// called for a client; a failure code is sent in the v5 ack and the message is dropped.
+    func beforeAck(_ message: Message, from client: ClientInfo, completion: @escaping @Sendable (ReasonCode) -> Void)
+    func sessionOnline(_ client: ClientInfo)
+    func sessionOffline(_ client: ClientInfo)
+    func delivered(_ message: Message, to client: ClientInfo)
+    /// About once a second, on one loop.
+    func tick(now: UInt64)
+}
+
+extension BrokerPlugin {
+    public func start(_ services: BrokerServices) throws {}
+    public func stop() {}
+    public func authenticate(_ request: ConnectRequest, completion: @escaping @Sendable (AuthDecision) -> Void) {
+        completion(.abstain)
+    }
+    public func authorizePublish(_ client: ClientInfo, topic: ByteString, qos: QoS, retain: Bool) -> ReasonCode {
+        .success
+    }
+    public func authorizeSubscribe(_ client: ClientInfo, filter: TopicFilter, requested: QoS) -> ReasonCode {
+        ReasonCode(requested.rawValue)
+    }
+    public func inspectPublish(_ publish: inout InboundPublish, from client: ClientInfo) -> ReasonCode { .success }
+    public func beforeAck(_ message: Message, from client: ClientInfo, completion: @escaping @Sendable (ReasonCode) -> Void) {
+        completion(.success)
+    }
+    public func sessionOnline(_ client: ClientInfo) {}
+    public func sessionOffline(_ client: ClientInfo) {}
+    public func delivered(_ message: Message, to client: ClientInfo) {}
+    public func tick(now: UInt64) {}
+}
+
+/// What plugins may ask of the broker. Safe from any thread.
+public protocol BrokerServices: AnyObject, Sendable {
+    /// Publishes as the broker itself (no ACL check; `$`-topics allowed).
+    func publish(topic: String, payload: [UInt8], qos: QoS, retain: Bool, properties: Properties)
+    /// Subscribes an internal client; `handler` runs on a loop thread for every match.
+    /// Returns a token for `unsubscribe`.
+    func subscribe(filter: String, handler: @escaping @Sendable (Message) -> Void) throws -> Int
+    func unsubscribe(_ token: Int)
+    /// Runs `work` on a worker thread, off the event loops.
+    func runBlocking(_ work: @escaping @Sendable () -> Void)
+    /// Ends a client's connection (e.g. a kicked room member), v5 with this reason.
+    func disconnect(clientID: String, reason: ReasonCode)
+}

@@ -1,0 +1,167 @@
+import MQTT
+import Reactor
+
+/// A message waiting for its turn (window full, or the client offline).
+struct QueuedDelivery {
+    let message: Message
+    let qos: QoS
+    let retain: Bool
+    let subscriptionIDs: [UInt32]
+}
+
+/// A QoS 1/2 message sent to the client and not yet fully acknowledged.
+struct InflightDelivery {
+    enum State { case sent, released }
+    let message: Message
+    let qos: QoS
+    let retain: Bool
+    let subscriptionIDs: [UInt32]
+    var state: State
+}
+
+/// The state MQTT keeps for a client id, connected or not. Owned by the loop that
+/// the client id hashes to: every connection for this id is moved to that loop.
+final class Session {
+    let clientID: String
+    unowned let home: BrokerLoop
+    /// The connection now attached, if any.
+    var connection: ClientConnection?
+    var version: ProtocolVersion = .v3_1_1
+    var username: String?
+    /// Subscriptions by the filter as the client sent it.
+    var subscriptions: [ByteString: SubscriptionEntry] = [:]
+    /// Seconds the session outlives its connection; `UInt32.max` means forever.
+    var expiryInterval: UInt32 = 0
+    var expiryTimer: TimerID?
+    /// Set once the session has ended; late deliveries to it are ignored.
+    var ended = false
+    /// For the broker's internal clients: called with each message instead of a socket.
+    var internalHandler: ((Message) -> Void)?
+
+    // Outbound QoS 1/2.
+    private var nextPacketID: UInt16 = 1
+    private(set) var inflight: [UInt16: InflightDelivery] = [:]
+    private var inflightOrder: [UInt16] = []
+    private var inflightOrderHead = 0
+    private(set) var queue: [QueuedDelivery] = []
+    private var queueHead = 0
+    private(set) var queuedBytes = 0
+
+    // Inbound QoS 2: ids received (PUBREC sent) and not yet released.
+    var incomingQoS2: Set<UInt16> = []
+
+    // Will.
+    var will: Message?
+    var willDelay: UInt32 = 0
+    var willTimer: TimerID?
+
+    // Routing scratch: de-duplicates overlapping subscriptions within one route pass.
+    var routeStamp: UInt64 = 0
+    var routeSlot = 0
+
+    init(clientID: String, home: BrokerLoop) {
+        self.clientID = clientID
+        self.home = home
+    }
+
+    var isConnected: Bool { connection != nil }
+    var queuedCount: Int { queue.count - queueHead }
+    var inflightCount: Int { inflight.count }
+
+    // MARK: Packet identifiers
+
+    /// The next free packet identifier, or nil when all 65535 are in use.
+    func allocatePacketID() -> UInt16? {
+        if inflight.count >= 65_535 { return nil }
+        while inflight[nextPacketID] != nil {
+            nextPacketID = nextPacketID == 65_535 ? 1 : nextPacketID + 1
+        }
+        let id = nextPacketID
+        nextPacketID = nextPacketID == 65_535 ? 1 : nextPacketID + 1
+        return id
+    }
+
+    func addInflight(_ id: UInt16, _ delivery: InflightDelivery) {
+        inflight[id] = delivery
+        inflightOrder.append(id)
+    }
+
+    @discardableResult
+    func removeInflight(_ id: UInt16) -> InflightDelivery? {
+        let removed = inflight.removeValue(forKey: id)
+        if inflight.isEmpty {
+            inflightOrder.removeAll(keepingCapacity: true)
+            inflightOrderHead = 0
+        } else {
+            while inflightOrderHead < inflightOrder.count && inflight[inflightOrder[inflightOrderHead]] == nil {
+                inflightOrderHead += 1
+            }
+            if inflightOrderHead > 1024 && inflightOrderHead * 2 > inflightOrder.count {
+                inflightOrder.removeFirst(inflightOrderHead)
+                inflightOrderHead = 0
+            }
+        }
+        return removed
+    }
+
+    func markReleased(_ id: UInt16) -> Bool {
+        guard inflight[id] != nil else { return false }
+        inflight[id]!.state = .released
+        return true
+    }
+
+    /// In-flight deliveries in the order they were first sent (for resending).
+    var inflightInOrder: [(UInt16, InflightDelivery)] {
+        var out: [(UInt16, InflightDelivery)] = []
+        var seen = Set<UInt16>()
+        for i in inflightOrderHead..<inflightOrder.count {
+            let id = inflightOrder[i]
+            if let d = inflight[id], !seen.contains(id) {
+                // An id reused after its first use appears twice; the later entry is current.
+                out.append((id, d))
+                seen.insert(id)
+            }
+        }
+        return out
+    }
+
+    // MARK: Queue
+
+    func enqueue(_ delivery: QueuedDelivery) {
+        queue.append(delivery)
+        queuedBytes += delivery.message.byteCost
+    }
+
+    func dequeue() -> QueuedDelivery? {
+        guard queueHead < queue.count else { return nil }
+        let d = queue[queueHead]
+        queueHead += 1
+        queuedBytes -= d.message.byteCost
+        if queueHead == queue.count {
+            queue.removeAll(keepingCapacity: queue.count < 1024)
+            queueHead = 0
+        } else if queueHead > 1024 && queueHead * 2 > queue.count {
+            queue.removeFirst(queueHead)
+            queueHead = 0
+        }
+        return d
+    }
+
+    /// Drops the oldest queued QoS 0 message, if any, to make room; returns whether it did.
+    func dropOldestQoS0() -> Bool {
+        guard let i = queue[queueHead...].firstIndex(where: { $0.qos == .atMostOnce }) else { return false }
+        queuedBytes -= queue[i].message.byteCost
+        queue.remove(at: i)
+        return true
+    }
+
+    func clearQueues() {
+        queue.removeAll()
+        queueHead = 0
+        queuedBytes = 0
+        inflight.removeAll()
+        inflightOrder.removeAll()
+        inflightOrderHead = 0
+        incomingQoS2.removeAll()
+    }
+}

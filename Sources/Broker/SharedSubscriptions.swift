@@ -1,0 +1,80 @@
+import MQTT
+import Synchronization
+
+/// Shared subscriptions (`$share/<group>/<filter>`), across all loops: each message
+/// that matches a group goes to one member, chosen in turn. Matched once, by the
+/// loop where the message was published.
+final class SharedSubscriptions: @unchecked Sendable {
+    struct Member {
+        let clientID: String
+        let loop: Int
+        var options: Subscription
+        var identifier: UInt32?
+    }
+
+    struct Group {
+        let name: ByteString
+        let filter: ByteString
+        var members: [Member] = []
+        var next = 0
+    }
+
+    private let groups = Mutex<[ByteString: Group]>([:])
+    private let groupCount = Atomic<Int>(0)
+
+    var isEmpty: Bool { groupCount.load(ordering: .relaxed) == 0 }
+
+    private static func key(_ group: ByteString, _ filter: ByteString) -> ByteString {
+        ByteString(Array(group.bytes) + [0] + Array(filter.bytes))
+    }
+
+    /// Adds or updates a member; returns true when the member was already there.
+    @discardableResult
+    func add(group: ByteString, filter: ByteString, member: Member) -> Bool {
+        groups.withLock { all in
+            let k = Self.key(group, filter)
+            var g = all[k] ?? Group(name: group.compacted, filter: filter.compacted)
+            var existed = false
+            if let i = g.members.firstIndex(where: { $0.clientID == member.clientID }) {
+                g.members[i] = member
+                existed = true
+            } else {
+                g.members.append(member)
+            }
+            if all[k] == nil { groupCount.add(1, ordering: .relaxed) }
+            all[k] = g
+            return existed
+        }
+    }
+
+    @discardableResult
+    func remove(group: ByteString, filter: ByteString, clientID: String) -> Bool {
+        groups.withLock { all in
+            let k = Self.key(group, filter)
+            guard var g = all[k], let i = g.members.firstIndex(where: { $0.clientID == clientID }) else { return false }
+            g.members.remove(at: i)
+            if g.members.isEmpty {
+                all[k] = nil
+                groupCount.subtract(1, ordering: .relaxed)
+            } else {
+                all[k] = g
+            }
+            return true
+        }
+    }
+
+    /// One member of every group whose filter matches `topic`.
+    func pick(topic: ByteString, origin: String?) -> [Member] {
+        groups.withLock { all in
+            var chosen: [Member] = []
+            for (k, var g) in all where TopicRules.matches(name: topic.bytes, filter: g.filter.bytes) {
+                guard !g.members.isEmpty else { continue }
+                let member = g.members[g.next % g.members.count]
+                g.next = (g.next + 1) % g.members.count
+                all[k] = g
+                chosen.append(member)
+            }
+            return chosen
+        }
+    }
+}

@@ -1,0 +1,174 @@
+import CLinux
+import Glibc
+
+/// A non-blocking stream socket owned by one event loop: reads whatever arrives
+/// and hands it to `received`, buffers what is sent and writes it once per loop
+/// turn (one system call for everything queued during the turn).
+open class Connection: EventHandler {
+    public let fd: Int32
+    public unowned let loop: EventLoop
+    public let peer: SocketAddress?
+    private var outBuffer: [UInt8] = []
+    private var outOffset = 0
+    private var flushScheduled = false
+    private var pollingWrites = false
+    public private(set) var isClosed = false
+    /// Bytes written to and read from the socket.
+    public private(set) var bytesSent = 0
+    public private(set) var bytesReceived = 0
+
+    public init(fd: Int32, loop: EventLoop, peer: SocketAddress?) {
+        self.fd = fd
+        self.loop = loop
+        self.peer = peer
+    }
+
+    /// Starts reading. Call on the loop's thread.
+    public func activate() throws(SystemError) {
+        try loop.register(fd, self, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue)
+    }
+
+    /// Moves this socket to another loop: stop watching it here. The caller then
+    /// builds a new connection object for the same fd on the other loop.
+    public func detachFromLoop() {
+        loop.unregister(fd)
+        isClosed = true
+    }
+
+    /// Bytes queued and not yet written.
+    public var pendingOutput: Int { outBuffer.count - outOffset }
+
+    public func handleEvent(_ events: UInt32) {
+        if events & EPOLLOUT.rawValue != 0 { flush() }
+        if events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 {
+            readAvailable()
+        }
+    }
+
+    private func readAvailable() {
+        let buffer = loop.readBuffer
+        // Level-triggered: one full buffer per turn is fair; the rest is reported again.
+        for _ in 0..<4 {
+            if isClosed { return }
+            let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
+            if n > 0 {
+                bytesReceived += n
+                received(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+                if n < buffer.count { return }
+            } else if n == 0 {
+                close(reason: .peerClosed)
+                return
+            } else {
+                if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return }
+                close(reason: .error(SystemError("read")))
+                return
+            }
+        }
+    }
+
+    // MARK: Writing
+
+    /// Queues bytes; they are written at the end of this loop turn.
+    @inline(__always)
+    public func send(_ bytes: [UInt8]) {
+        if isClosed { return }
+        outBuffer.append(contentsOf: bytes)
+        scheduleFlush()
+    }
+
+    /// Queues bytes with a big-endian 16-bit value written over two of them (a
+    /// packet identifier in a shared encoding).
+    @inline(__always)
+    public func send(_ bytes: [UInt8], patchingUInt16 value: UInt16, at offset: Int) {
+        if isClosed { return }
+        let start = outBuffer.count
+        outBuffer.append(contentsOf: bytes)
+        outBuffer[start + offset] = UInt8(truncatingIfNeeded: value >> 8)
+        outBuffer[start + offset + 1] = UInt8(truncatingIfNeeded: value)
+        scheduleFlush()
+    }
+
+    /// Gives direct access to the output buffer to encode into it without a copy.
+    @inline(__always)
+    public func sendEncoding(_ encode: (inout [UInt8]) -> Void) {
+        if isClosed { return }
+        encode(&outBuffer)
+        scheduleFlush()
+    }
+
+    @inline(__always)
+    private func scheduleFlush() {
+        if !flushScheduled && !pollingWrites {
+            flushScheduled = true
+            loop.atEndOfTurn { [unowned self] in
+                self.flushScheduled = false
+                self.flush()
+            }
+        }
+    }
+
+    /// Writes what is queued now.
+    public func flush() {
+        if isClosed { return }
+        while outOffset < outBuffer.count {
+            let n = outBuffer.withUnsafeBytes { p in
+                Glibc.write(fd, p.baseAddress! + outOffset, p.count - outOffset)
+            }
+            if n > 0 {
+                outOffset += n
+                bytesSent += n
+            } else if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                if !pollingWrites {
+                    pollingWrites = true
+                    loop.modify(fd, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLOUT.rawValue)
+                }
+                return
+            } else if n < 0 && errno == EINTR {
+                continue
+            } else {
+                close(reason: .error(SystemError("write")))
+                return
+            }
+        }
+        // Drained: keep a small buffer for the next turn, give a large one back.
+        if outBuffer.capacity > 16_384 { outBuffer = [] } else { outBuffer.removeAll(keepingCapacity: true) }
+        outOffset = 0
+        if pollingWrites {
+            pollingWrites = false
+            loop.modify(fd, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue)
+        }
+        writeDrained()
+    }
+
+    /// Releases the output buffer of an idle connection.
+    public func releaseIdleBuffers() {
+        if outOffset == outBuffer.count { outBuffer = []; outOffset = 0 }
+    }
+
+    // MARK: Closing
+
+    public enum CloseReason: Sendable {
+        case peerClosed
+        case error(SystemError)
+        case local
+    }
+
+    /// Closes the socket after trying to write what is queued (without blocking).
+    public func close(reason: CloseReason = .local) {
+        if isClosed { return }
+        if case .local = reason, pendingOutput > 0 { flush() }
+        isClosed = true
+        loop.unregister(fd)
+        Glibc.close(fd)
+        didClose(reason)
+    }
+
+    // MARK: For subclasses
+
+    /// Bytes arrived. Valid only during the call.
+    open func received(_ bytes: UnsafeRawBufferPointer) {}
+    /// The socket is closed; called once.
+    open func didClose(_ reason: CloseReason) {}
+    /// Everything queued has been written.
+    open func writeDrained() {}
+}

@@ -1,0 +1,209 @@
+import CLinux
+import Foundation
+import Glibc
+import Synchronization
+
+/// Something an event loop calls when its file descriptor is ready.
+public protocol EventHandler: AnyObject {
+    /// `events` is the epoll event mask (EPOLLIN, EPOLLOUT, EPOLLHUP, ...).
+    func handleEvent(_ events: UInt32)
+}
+
+/// One epoll loop on its own thread. Everything registered with a loop is touched
+/// only by that loop's thread; other threads reach it through `execute`, which
+/// queues a task and wakes the loop through an eventfd.
+public final class EventLoop: @unchecked Sendable {
+    public let index: Int
+    public let name: String
+    private let epfd: Int32
+    private let wakeFD: Int32
+    private var handlers: [EventHandler?] = []
+    private let inbox = Mutex<[() -> Void]>([])
+    private let wakeArmed = Atomic<Bool>(false)
+    private let running = Atomic<Bool>(true)
+    private var timers = TimerHeap()
+    private var endOfTurn: [() -> Void] = []
+    private var thread: Thread?
+    private let finished = Atomic<Bool>(false)
+    /// One read buffer per loop, shared by all of its connections: a read is
+    /// handed to its connection and consumed before the next read.
+    public let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 16)
+    /// Milliseconds of the monotonic clock, read once per loop turn.
+    public private(set) var now: UInt64 = EventLoop.monotonicMilliseconds()
+
+    public init(index: Int, name: String? = nil) throws(SystemError) {
+        self.index = index
+        self.name = name ?? "loop-\(index)"
+        epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
+        if epfd < 0 { throw SystemError("epoll_create1") }
+        wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        if wakeFD < 0 { throw SystemError("eventfd") }
+        var ev = epoll_event()
+        ev.events = EPOLLIN.rawValue
+        ev.data.fd = wakeFD
+        if epoll_ctl(epfd, EPOLL_CTL_ADD, wakeFD, &ev) != 0 { throw SystemError("epoll_ctl(eventfd)") }
+    }
+
+    deinit {
+        readBuffer.deallocate()
+        close(wakeFD)
+        close(epfd)
+    }
+
+    public static func monotonicMilliseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
+    }
+
+    /// True when called on this loop's thread.
+    public var inLoop: Bool { Thread.current === thread }
+
+    // MARK: Registration (loop thread only)
+
+    public func register(_ fd: Int32, _ handler: EventHandler, events: UInt32) throws(SystemError) {
+        if Int(fd) >= handlers.count {
+            handlers.append(contentsOf: repeatElement(nil, count: Int(fd) + 1 - handlers.count + 64))
+        }
+        handlers[Int(fd)] = handler
+        var ev = epoll_event()
+        ev.events = events
+        ev.data.fd = fd
+        if epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) != 0 {
+            handlers[Int(fd)] = nil
+            throw SystemError("epoll_ctl(ADD)")
+        }
+    }
+
+    public func modify(_ fd: Int32, events: UInt32) {
+        var ev = epoll_event()
+        ev.events = events
+        ev.data.fd = fd
+        _ = epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev)
+    }
+
+    public func unregister(_ fd: Int32) {
+        _ = epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nil)
+        if Int(fd) < handlers.count { handlers[Int(fd)] = nil }
+    }
+
+    // MARK: Cross-thread tasks
+
+    /// Runs `task` on this loop's thread, soon. Safe from any thread.
+    public func execute(_ task: @escaping () -> Void) {
+        inbox.withLock { $0.append(task) }
+        wake()
+    }
+
+    /// Wakes the loop once however many times it is called before the loop runs.
+    private func wake() {
+        if !wakeArmed.exchange(true, ordering: .acquiringAndReleasing) {
+            var one: UInt64 = 1
+            _ = write(wakeFD, &one, 8)
+        }
+    }
+
+    /// Runs `task` after the current batch of events, once per call (loop thread only).
+    /// Used to batch work such as socket flushes into one pass per loop turn.
+    public func atEndOfTurn(_ task: @escaping () -> Void) {
+        endOfTurn.append(task)
+    }
+
+    // MARK: Timers (loop thread only)
+
+    @discardableResult
+    public func schedule(afterMilliseconds delay: UInt64, _ callback: @escaping () -> Void) -> TimerID {
+        timers.schedule(at: now + delay, callback)
+    }
+
+    public func cancel(_ timer: TimerID) {
+        timers.cancel(timer)
+    }
+
+    // MARK: Running
+
+    /// Starts the loop on a new thread.
+    public func start() {
+        let t = Thread { [self] in
+            self.run()
+        }
+        t.name = name
+        t.stackSize = 1 << 20
+        thread = t
+        t.start()
+    }
+
+    /// Asks the loop to finish its current turn and stop.
+    public func stop() {
+        running.store(false, ordering: .releasing)
+        var one: UInt64 = 1
+        _ = write(wakeFD, &one, 8)
+    }
+
+    /// Blocks until the loop's thread has returned.
+    public func join() {
+        while !finished.load(ordering: .acquiring) { usleep(1000) }
+    }
+
+    private func run() {
+        var events = [epoll_event](repeating: epoll_event(), count: 256)
+        while running.load(ordering: .acquiring) {
+            let timeout = timers.millisecondsUntilNext(now: now).map { Int32(min($0, 1000)) } ?? 1000
+            let n = events.withUnsafeMutableBufferPointer { epoll_wait(epfd, $0.baseAddress, 256, timeout) }
+            now = EventLoop.monotonicMilliseconds()
+            if n < 0 {
+                if errno == EINTR { continue }
+                fatalError("epoll_wait failed: \(String(cString: strerror(errno)))")
+            }
+            for i in 0..<Int(n) {
+                let fd = events[i].data.fd
+                if fd == wakeFD {
+                    var value: UInt64 = 0
+                    _ = read(wakeFD, &value, 8)
+                    continue
+                }
+                if Int(fd) < handlers.count, let handler = handlers[Int(fd)] {
+                    handler.handleEvent(events[i].events)
+                }
+            }
+            runInbox()
+            for callback in timers.takeDue(now: now) { callback() }
+            runEndOfTurn()
+        }
+        runInbox()
+        runEndOfTurn()
+        finished.store(true, ordering: .releasing)
+    }
+
+    private func runInbox() {
+        wakeArmed.store(false, ordering: .releasing)
+        let tasks = inbox.withLock { tasks -> [() -> Void] in
+            let taken = tasks
+            tasks.removeAll(keepingCapacity: true)
+            return taken
+        }
+        for task in tasks { task() }
+    }
+
+    private func runEndOfTurn() {
+        // Tasks may queue more tasks (a flush that finishes a write); run until quiet.
+        var rounds = 0
+        while !endOfTurn.isEmpty && rounds < 8 {
+            let tasks = endOfTurn
+            endOfTurn.removeAll(keepingCapacity: true)
+            for task in tasks { task() }
+            rounds += 1
+        }
+    }
+}
+
+/// A failed system call, with errno's text.
+public struct SystemError: Error, CustomStringConvertible, Sendable {
+    public let call: String
+    public let code: Int32
+    public init(_ call: String, code: Int32 = errno) {
+        self.call = call
+        self.code = code
+    }
+    public var description: String { "\(call): \(String(cString: strerror(code)))" }
+}

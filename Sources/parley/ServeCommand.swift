@@ -1,0 +1,156 @@
+import Broker
+import Dispatch
+import Foundation
+import Reactor
+
+/// Options shared by `serve` and `check-config`: a config file and overrides.
+struct ServeOptions {
+    var configPath: String?
+    var mqtt: [String] = []
+    var data: String?
+    var loops: Int?
+
+    static func parse(_ args: [String], command: String) -> Result<ServeOptions, UsageError> {
+        var o = ServeOptions()
+        var i = 0
+        while i < args.count {
+            let a = args[i]
+            func value() -> String? { i + 1 < args.count ? args[i + 1] : nil }
+            switch a {
+            case "--config", "-c":
+                guard let v = value() else { return .failure(UsageError("\(a) needs a file")) }
+                o.configPath = v
+                i += 2
+            case "--mqtt":
+                guard let v = value() else { return .failure(UsageError("--mqtt needs HOST:PORT")) }
+                o.mqtt.append(v)
+                i += 2
+            case "--data":
+                guard let v = value() else { return .failure(UsageError("--data needs a directory")) }
+                o.data = v
+                i += 2
+            case "--loops":
+                guard let v = value(), let n = Int(v), n >= 0, n <= 256 else {
+                    return .failure(UsageError("--loops needs a number from 0 (one per core) to 256"))
+                }
+                o.loops = n
+                i += 2
+            default:
+                return .failure(UsageError("\(command): unknown option '\(a)'"))
+            }
+        }
+        return .success(o)
+    }
+
+    /// The configuration: defaults, then the file (if any), then the overrides.
+    func load() throws -> ServerConfig {
+        var config = ServerConfig()
+        if let configPath {
+            try config.apply(try ConfigFile.load(configPath))
+        }
+        if !mqtt.isEmpty {
+            config.broker.mqttListeners = []
+            for m in mqtt {
+                do {
+                    config.broker.mqttListeners.append(try SocketAddress(parsing: m))
+                } catch {
+                    throw ConfigError(file: "--mqtt", line: 0, reason: "\(error)")
+                }
+            }
+        }
+        if let data { config.dataDirectory = data }
+        if let loops { config.broker.loops = loops }
+        return config
+    }
+}
+
+struct UsageError: Error, CustomStringConvertible {
+    let description: String
+    init(_ text: String) { description = text }
+}
+
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+func runCheckConfig(_ args: [String]) -> Int32 {
+    switch ServeOptions.parse(args, command: "check-config") {
+    case .failure(let e):
+        printError("parley check-config: \(e)")
+        return 2
+    case .success(let options):
+        do {
+            let config = try options.load()
+            print("configuration ok (\(config.source))")
+            return 0
+        } catch {
+            printError("parley: \(error)")
+            return 1
+        }
+    }
+}
+
+func runServe(_ args: [String]) -> Int32 {
+    let options: ServeOptions
+    switch ServeOptions.parse(args, command: "serve") {
+    case .failure(let e):
+        printError("parley serve: \(e)")
+        return 2
+    case .success(let o): options = o
+    }
+    let config: ServerConfig
+    do {
+        config = try options.load()
+    } catch {
+        printError("parley: \(error)")
+        return 1
+    }
+    Log.level = config.logLevel
+    let acl = StaticACLPlugin(rules: config.aclRules, defaultAllow: config.aclDefaultAllow)
+    let broker = Broker(config: config.broker, plugins: [acl])
+    do {
+        try broker.start()
+    } catch {
+        Log.error("broker.start_failed", ["error": error])
+        printError("parley: cannot start: \(error)")
+        return 1
+    }
+    Log.info("broker.started", ["version": BrokerInfo.version, "config": config.source,
+                                "mqtt": broker.boundAddresses.map { "\($0)" }.joined(separator: ",")])
+    return waitForSignals(broker: broker, options: options, acl: acl)
+}
+
+/// Blocks until SIGTERM or SIGINT (drain and exit 0); SIGHUP reloads the log
+/// level and the access rules from the configuration file.
+func waitForSignals(broker: Broker, options: ServeOptions, acl: StaticACLPlugin) -> Int32 {
+    for s in [SIGTERM, SIGINT, SIGHUP] { signal(s, SIG_IGN) }
+    let queue = DispatchQueue(label: "parley.signals")
+    let done = DispatchSemaphore(value: 0)
+    var sources: [DispatchSourceSignal] = []
+    for s in [SIGTERM, SIGINT] {
+        let source = DispatchSource.makeSignalSource(signal: s, queue: queue)
+        source.setEventHandler {
+            Log.info("broker.stopping", ["signal": s == SIGTERM ? "TERM" : "INT"])
+            broker.shutdown()
+            done.signal()
+        }
+        source.resume()
+        sources.append(source)
+    }
+    let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: queue)
+    hup.setEventHandler {
+        do {
+            let config = try options.load()
+            Log.level = config.logLevel
+            acl.replace(rules: config.aclRules, defaultAllow: config.aclDefaultAllow)
+            Log.info("config.reloaded", ["config": config.source, "acl_rules": config.aclRules.count])
+        } catch {
+            Log.error("config.reload_failed", ["error": error])
+        }
+    }
+    hup.resume()
+    sources.append(hup)
+    done.wait()
+    _ = sources
+    return 0
+}
