@@ -16,7 +16,8 @@ public final class Broker: BrokerServices, @unchecked Sendable {
     let connectionCount = Atomic<Int>(0)
     let queuedBytes = Atomic<Int>(0)
     let startedAt = Date()
-    private let hookIndex: [Int: [BrokerPlugin]]
+    /// The plugins providing each hook, indexed by the hook's bit.
+    private let hookLists: [[BrokerPlugin]]
     private let internalTokens = Mutex<[Int: (loop: Int, clientID: String)]>([:])
     private let nextToken = Atomic<Int>(1)
     /// The addresses actually bound (port 0 resolved).
@@ -26,17 +27,12 @@ public final class Broker: BrokerServices, @unchecked Sendable {
     public init(config: BrokerConfig, plugins: [BrokerPlugin] = []) {
         self.config = config
         self.plugins = plugins
-        var index: [Int: [BrokerPlugin]] = [:]
-        for bit in 0..<8 {
-            let hook = PluginHooks(rawValue: 1 << bit)
-            index[hook.rawValue] = plugins.filter { $0.hooks.contains(hook) }
-        }
-        hookIndex = index
+        hookLists = (0..<8).map { bit in plugins.filter { $0.hooks.contains(PluginHooks(rawValue: 1 << bit)) } }
     }
 
     /// The plugins that provide `hook`, in configuration order.
     @inline(__always)
-    func plugins(providing hook: PluginHooks) -> [BrokerPlugin] { hookIndex[hook.rawValue] ?? [] }
+    func plugins(providing hook: PluginHooks) -> [BrokerPlugin] { hookLists[hook.rawValue.trailingZeroBitCount] }
 
     /// The loop that owns a client id's session.
     func homeLoop(for clientID: String) -> BrokerLoop {

@@ -243,6 +243,7 @@ final class BrokerLoop {
     func publishWill(of session: Session) {
         guard let will = session.will else { return }
         session.will = nil
+        if will.topic.bytes.first == 0x24 { return }  // clients never publish to $-topics
         if let t = session.willTimer {
             loop.cancel(t)
             session.willTimer = nil

@@ -60,16 +60,21 @@ public final class StaticACLPlugin: BrokerPlugin, @unchecked Sendable {
     public let name = "static-acl"
     public let hooks: PluginHooks = [.authorizePublish, .authorizeSubscribe]
     private let state: Mutex<(rules: [ACLRule], defaultAllow: Bool)>
+    /// True when there are no rules and everything is allowed: the checks return at once.
+    private let allowsEverything: Atomic<Bool>
 
     public init(rules: [ACLRule], defaultAllow: Bool) {
         state = Mutex((rules, defaultAllow))
+        allowsEverything = Atomic(rules.isEmpty && defaultAllow)
     }
 
     public func replace(rules: [ACLRule], defaultAllow: Bool) {
         state.withLock { $0 = (rules, defaultAllow) }
+        allowsEverything.store(rules.isEmpty && defaultAllow, ordering: .releasing)
     }
 
     public func authorizePublish(_ client: ClientInfo, topic: ByteString, qos: QoS, retain: Bool) -> ReasonCode {
+        if allowsEverything.load(ordering: .acquiring) { return .success }
         let (rules, defaultAllow) = state.withLock { $0 }
         for rule in rules where rule.access != .subscribe && rule.applies(to: client) {
             if TopicRules.matches(name: topic.bytes, filter: rule.expandedFilter(for: client).bytes) {
@@ -80,6 +85,7 @@ public final class StaticACLPlugin: BrokerPlugin, @unchecked Sendable {
     }
 
     public func authorizeSubscribe(_ client: ClientInfo, filter: TopicFilter, requested: QoS) -> ReasonCode {
+        if allowsEverything.load(ordering: .acquiring) { return ReasonCode(requested.rawValue) }
         let (rules, defaultAllow) = state.withLock { $0 }
         for rule in rules where rule.access != .publish && rule.applies(to: client) {
             if Self.covers(rule.expandedFilter(for: client).bytes, filter.filter.bytes) {

@@ -2,7 +2,7 @@ import Foundation
 
 func runBench(_ arguments: [String]) -> Int32 {
     guard let scenario = arguments.first else {
-        FileHandle.standardError.write(Data("usage: parley bench codec [--seconds S] [--only TEXT] [--json]\n".utf8))
+        FileHandle.standardError.write(Data("\(BenchOptions.usage)\n".utf8))
         return 2
     }
     switch scenario {
@@ -33,7 +33,12 @@ func runBench(_ arguments: [String]) -> Int32 {
         }
         return CodecBenchmark(secondsPerCase: seconds, only: only).run(json: json)
     default:
-        FileHandle.standardError.write(Data("parley bench: unknown scenario '\(scenario)'\n".utf8))
-        return 2
+        do {
+            let options = try BenchOptions.parse(arguments)
+            return LoadGenerator(options: options).run()
+        } catch {
+            FileHandle.standardError.write(Data("parley bench: \(error)\n\n\(BenchOptions.usage)\n".utf8))
+            return 2
+        }
     }
 }
