@@ -11,6 +11,7 @@ public final class Broker: BrokerServices, @unchecked Sendable {
     let plugins: [BrokerPlugin]
     private(set) var loops: [BrokerLoop] = []
     private var listeners: [Listener] = []
+    private var listeningSockets: [Int32] = []
     let retained = RetainedStore()
     let shared = SharedSubscriptions()
     let connectionCount = Atomic<Int>(0)
@@ -56,15 +57,15 @@ public final class Broker: BrokerServices, @unchecked Sendable {
         }
         for plugin in plugins { try plugin.start(self) }
         for address in config.mqttListeners {
-            // The first socket picks the port (it may be 0); the others share it.
-            let first = try Sockets.listen(address, reusePort: true)
-            guard let bound = Sockets.localAddress(first) else { throw SystemError("getsockname") }
+            // One socket, watched by every loop; the kernel wakes one loop per
+            // connection. (Not SO_REUSEPORT: that would let a second broker share
+            // the port silently instead of failing to start.)
+            let fd = try Sockets.listen(address, reusePort: false)
+            listeningSockets.append(fd)
+            guard let bound = Sockets.localAddress(fd) else { throw SystemError("getsockname") }
             boundAddresses.append(bound)
-            var fds = [first]
-            for _ in 1..<count { fds.append(try Sockets.listen(bound, reusePort: true)) }
-            for (i, fd) in fds.enumerated() {
-                let ctx = loops[i]
-                listeners.append(try Listener(fd: fd, loop: ctx.loop) { [unowned self] client, peer in
+            for ctx in loops {
+                listeners.append(try Listener(fd: fd, loop: ctx.loop, exclusive: true) { [unowned self] client, peer in
                     self.accepted(client, peer: peer, on: ctx)
                 })
             }
@@ -117,7 +118,7 @@ public final class Broker: BrokerServices, @unchecked Sendable {
         for (i, ctx) in loops.enumerated() {
             done.enter()
             ctx.loop.execute { [self] in
-                for l in listeners where l.loop === ctx.loop { l.close() }
+                for l in listeners where l.loop === ctx.loop { l.stop() }
                 for (_, c) in ctx.clients {
                     c.publishWillOnClose = false
                     c.disconnect(reason: .serverShuttingDown, "server shutting down")
@@ -127,6 +128,7 @@ public final class Broker: BrokerServices, @unchecked Sendable {
             }
         }
         _ = done.wait(timeout: .now() + 5)
+        for fd in listeningSockets { close(fd) }
         for ctx in loops { ctx.loop.stop() }
         for ctx in loops { ctx.loop.join() }
         for plugin in plugins { plugin.stop() }

@@ -14,19 +14,21 @@ enum RemoteWork {
 /// their subscriptions, their connections. Only this loop's thread touches it.
 final class BrokerLoop {
     let loop: EventLoop
-    unowned let broker: Broker
+    /// The broker outlives its loops.
+    unowned(unsafe) let broker: Broker
     var index: Int { loop.index }
     var sessions: [String: Session] = [:]
     let topics = TopicIndex()
     /// How many subscriptions this loop holds, read by other loops to skip forwarding.
     let subscriptionCount = Atomic<Int>(0)
     var clients: [ObjectIdentifier: ClientConnection] = [:]
-    var stats = LoopStats()
+    @exclusivity(unchecked) var stats = LoopStats()
+    let encodings = PublishEncodings()
 
     private var outbox: [[RemoteWork]]
     private var outboxScheduled = false
-    private var routeStamp: UInt64 = 0
-    private var scratch: [PendingDelivery] = []
+    @exclusivity(unchecked) private var routeStamp: UInt64 = 0
+    @exclusivity(unchecked) private var scratch: [PendingDelivery] = []
 
     struct PendingDelivery {
         let session: Session
@@ -88,11 +90,9 @@ final class BrokerLoop {
             }
         }
         if scratch.isEmpty { return }
-        var cache = EncodedPublishCache()
         for d in scratch {
             deliver(message, to: d.session, qos: min(message.qos, d.qos),
-                    retain: d.retainAsPublished ? message.retain : false, subscriptionIDs: d.subscriptionIDs,
-                    cache: &cache)
+                    retain: d.retainAsPublished ? message.retain : false, subscriptionIDs: d.subscriptionIDs)
         }
     }
 
@@ -102,8 +102,7 @@ final class BrokerLoop {
             route(message)
         case .deliver(let message, let clientID, let qos, let retain, let ids):
             guard let session = sessions[clientID] else { return }
-            var cache = EncodedPublishCache()
-            deliver(message, to: session, qos: qos, retain: retain, subscriptionIDs: ids, cache: &cache)
+            deliver(message, to: session, qos: qos, retain: retain, subscriptionIDs: ids)
         }
     }
 
@@ -133,7 +132,7 @@ final class BrokerLoop {
     /// Sends a message to a session now, or queues it (window full, slow reader,
     /// client offline), within the session's and the broker's limits.
     func deliver(_ message: Message, to session: Session, qos: QoS, retain: Bool, subscriptionIDs: [UInt32],
-                 cache: inout EncodedPublishCache)
+                 )
     {
         if session.ended { return }
         if message.isExpired(now: now) {
@@ -151,7 +150,7 @@ final class BrokerLoop {
                     return
                 }
                 conn.sendPublish(message, qos: .atMostOnce, retain: retain, packetID: 0, dup: false,
-                                 subscriptionIDs: subscriptionIDs, cache: &cache)
+                                 subscriptionIDs: subscriptionIDs)
                 return
             }
             if session.queuedCount == 0 && session.inflightCount < conn.sendWindow
@@ -161,7 +160,7 @@ final class BrokerLoop {
                     id, InflightDelivery(message: message, qos: qos, retain: retain, subscriptionIDs: subscriptionIDs,
                                          state: .sent))
                 conn.sendPublish(message, qos: qos, retain: retain, packetID: id, dup: false,
-                                 subscriptionIDs: subscriptionIDs, cache: &cache)
+                                 subscriptionIDs: subscriptionIDs)
                 return
             }
         } else if qos == .atMostOnce && !config.queueQoS0Messages {
@@ -191,7 +190,6 @@ final class BrokerLoop {
     /// Sends queued messages while the window and the socket allow.
     func pump(_ session: Session) {
         guard let conn = session.connection, conn.isReady else { return }
-        var cache = EncodedPublishCache()
         while session.queuedCount > 0 && conn.pendingOutput <= config.slowConsumerBytes {
             if session.queue[session.queueHeadIndex].qos != .atMostOnce && session.inflightCount >= conn.sendWindow {
                 return
@@ -204,12 +202,12 @@ final class BrokerLoop {
             }
             if d.qos == .atMostOnce {
                 conn.sendPublish(d.message, qos: .atMostOnce, retain: d.retain, packetID: 0, dup: false,
-                                 subscriptionIDs: d.subscriptionIDs, cache: &cache)
+                                 subscriptionIDs: d.subscriptionIDs)
             } else if let id = session.allocatePacketID() {
                 session.addInflight(id, InflightDelivery(message: d.message, qos: d.qos, retain: d.retain,
                                                          subscriptionIDs: d.subscriptionIDs, state: .sent))
                 conn.sendPublish(d.message, qos: d.qos, retain: d.retain, packetID: id, dup: false,
-                                 subscriptionIDs: d.subscriptionIDs, cache: &cache)
+                                 subscriptionIDs: d.subscriptionIDs)
             }
         }
     }

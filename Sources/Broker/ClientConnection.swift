@@ -7,15 +7,16 @@ import Reactor
 final class ClientConnection: Connection {
     enum State { case awaitingConnect, authenticating, connected, closing }
 
-    unowned let ctx: BrokerLoop
+    /// Loops live as long as the broker; connections never outlive them.
+    unowned(unsafe) let ctx: BrokerLoop
     var state = State.awaitingConnect
-    var decoder: FrameDecoder
+    @exclusivity(unchecked) var decoder: FrameDecoder
     var version = ProtocolVersion.v3_1_1
     var session: Session?
     var clientID = ""
     var username: String?
     let acceptedAt: UInt64
-    var lastReceivedAt: UInt64
+    @exclusivity(unchecked) var lastReceivedAt: UInt64
     /// Keep alive in milliseconds, 0 = none.
     var keepAliveMillis: UInt64 = 0
     /// Packet processing waits (authentication, an async ack) while set.
@@ -139,23 +140,19 @@ final class ClientConnection: Connection {
     /// Sends one PUBLISH to this client, reusing an encoding shared by all
     /// subscribers of the same shape when nothing in it is specific to this client.
     func sendPublish(_ message: Message, qos: QoS, retain: Bool, packetID: UInt16, dup: Bool,
-                     subscriptionIDs: [UInt32], cache: inout EncodedPublishCache)
+                     subscriptionIDs: [UInt32])
     {
         let v5 = version == .v5
         let shared = !dup && (!v5 || (subscriptionIDs.isEmpty && message.expiresAt == nil && clientTopicAliasMaximum == 0))
         var size = 0
         if shared {
-            cache.use(for: message)
-            let key = EncodedPublishCache.key(v5: v5, qos: qos, retain: retain)
-            if cache.bytes(for: key) == nil {
-                var packet = PublishPacket(topic: message.topic, payload: message.payload[...], qos: qos, retain: retain,
+            let key = PublishEncodings.key(v5: v5, qos: qos, retain: retain)
+            let version = self.version
+            let (bytes, offset) = ctx.encodings.encoding(of: message, key: key) { out in
+                let packet = PublishPacket(topic: message.topic, payload: message.payload, qos: qos, retain: retain,
                                            packetID: qos == .atMostOnce ? 0 : 1, properties: message.properties)
-                packet.dup = false
-                var out: [UInt8] = []
-                let offset = (try? packet.encode(into: &out, version: version)) ?? nil
-                cache.store(key, out, idOffset: offset ?? -1)
+                return (try? packet.encode(into: &out, version: version)) ?? nil
             }
-            let (bytes, offset) = cache.bytes(for: key)!
             size = bytes.count
             if size > clientMaximumPacketSize {
                 droppedTooLarge(packetID)
@@ -179,7 +176,7 @@ final class ClientConnection: Connection {
                     nextOutboundAlias += 1
                 }
             }
-            let packet = PublishPacket(topic: topic, payload: message.payload[...], qos: qos, retain: retain, dup: dup,
+            let packet = PublishPacket(topic: topic, payload: message.payload, qos: qos, retain: retain, dup: dup,
                                        packetID: packetID, properties: properties)
             var tooLarge = false
             sendEncoding { out in
@@ -273,35 +270,41 @@ final class ClientConnection: Connection {
 
 /// Encodings of one message shared by the subscribers that get identical bytes
 /// (same protocol family, QoS and retain flag; packet ids are patched in place).
-struct EncodedPublishCache {
-    private var message: ObjectIdentifier?
-    private var keys: [UInt8] = []
-    private var encodings: [[UInt8]] = []
-    private var offsets: [Int] = []
+/// One per loop; its buffers are reused from message to message. Hot, loop-confined
+/// fields here and in the other per-loop classes skip the runtime exclusivity check.
+final class PublishEncodings {
+    @exclusivity(unchecked) private var message: Message?
+    @exclusivity(unchecked) private var buffers = [[UInt8]](repeating: [], count: 16)
+    @exclusivity(unchecked) private var offsets = [Int](repeating: -1, count: 16)
+    @exclusivity(unchecked) private var valid = [Bool](repeating: false, count: 16)
+    @exclusivity(unchecked) private var used: [Int] = []
 
-    /// Forgets encodings of any other message, so one cache can serve a loop over many.
-    mutating func use(for m: Message) {
-        let id = ObjectIdentifier(m)
-        if message != id {
-            message = id
-            keys.removeAll(keepingCapacity: true)
-            encodings.removeAll(keepingCapacity: true)
-            offsets.removeAll(keepingCapacity: true)
+    static func key(v5: Bool, qos: QoS, retain: Bool) -> Int {
+        (v5 ? 8 : 0) | Int(qos.rawValue) << 1 | (retain ? 1 : 0)
+    }
+
+    /// The encoding of `message` for `key`, made with `encode` the first time.
+    /// Holding the message keeps its identity from being reused while cached.
+    @inline(__always)
+    func encoding(of message: Message, key: Int, _ encode: (inout [UInt8]) -> Int?) -> (bytes: [UInt8], idOffset: Int) {
+        if self.message !== message {
+            for k in used { valid[k] = false }
+            used.removeAll(keepingCapacity: true)
+            self.message = message
         }
+        if !valid[key] {
+            buffers[key].removeAll(keepingCapacity: true)
+            offsets[key] = encode(&buffers[key]) ?? -1
+            valid[key] = true
+            used.append(key)
+        }
+        return (buffers[key], offsets[key])
     }
 
-    static func key(v5: Bool, qos: QoS, retain: Bool) -> UInt8 {
-        (v5 ? 8 : 0) | qos.rawValue << 1 | (retain ? 1 : 0)
-    }
-
-    func bytes(for key: UInt8) -> ([UInt8], Int)? {
-        for i in keys.indices where keys[i] == key { return (encodings[i], offsets[i]) }
-        return nil
-    }
-
-    mutating func store(_ key: UInt8, _ bytes: [UInt8], idOffset: Int) {
-        keys.append(key)
-        encodings.append(bytes)
-        offsets.append(idOffset)
+    /// Lets go of the last message (so its memory can be freed).
+    func reset() {
+        for k in used { valid[k] = false }
+        used.removeAll(keepingCapacity: true)
+        message = nil
     }
 }

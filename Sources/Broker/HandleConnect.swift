@@ -229,13 +229,12 @@ extension ClientConnection {
 
         // Resend what was in flight, in order, then what waited in the queue.
         if sessionPresent {
-            var cache = EncodedPublishCache()
             for (id, d) in session.inflightInOrder {
                 if d.state == .released {
                     sendPacket(.pubrel(AckPacket(packetID: id)))
                 } else {
                     sendPublish(d.message, qos: d.qos, retain: d.retain, packetID: id, dup: true,
-                                subscriptionIDs: d.subscriptionIDs, cache: &cache)
+                                subscriptionIDs: d.subscriptionIDs)
                 }
             }
             ctx.pump(session)

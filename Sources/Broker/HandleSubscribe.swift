@@ -60,10 +60,9 @@ extension ClientConnection {
             codes.append(ReasonCode(granted.rawValue))
         }
         sendPacket(.suback(SubackPacket(packetID: packet.packetID, reasonCodes: codes)))
-        var cache = EncodedPublishCache()
         for (m, qos, ids) in retainedToSend {
             // Retained messages always carry RETAIN when sent because of a subscription.
-            ctx.deliver(m, to: session, qos: qos, retain: true, subscriptionIDs: ids, cache: &cache)
+            ctx.deliver(m, to: session, qos: qos, retain: true, subscriptionIDs: ids)
         }
     }
 

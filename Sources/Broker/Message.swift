@@ -4,7 +4,7 @@ import MQTT
 /// every session it is delivered to (on any loop), and owning exactly its bytes.
 public final class Message: @unchecked Sendable {
     public let topic: ByteString
-    public let payload: [UInt8]
+    public let payload: ArraySlice<UInt8>
     public let qos: QoS
     public let retain: Bool
     /// Properties forwarded to subscribers: payload format, content type, response
@@ -17,7 +17,14 @@ public final class Message: @unchecked Sendable {
     /// Monotonic milliseconds when the broker received it.
     public let receivedAt: UInt64
 
-    public init(topic: ByteString, payload: [UInt8], qos: QoS, retain: Bool, properties: Properties = .none,
+    public convenience init(topic: ByteString, payload: [UInt8], qos: QoS, retain: Bool, properties: Properties = .none,
+                            expiresAt: UInt64? = nil, origin: String?, receivedAt: UInt64)
+    {
+        self.init(topic: topic, payload: payload[...], qos: qos, retain: retain, properties: properties,
+                  expiresAt: expiresAt, origin: origin, receivedAt: receivedAt)
+    }
+
+    public init(topic: ByteString, payload: ArraySlice<UInt8>, qos: QoS, retain: Bool, properties: Properties = .none,
                 expiresAt: UInt64? = nil, origin: String?, receivedAt: UInt64)
     {
         self.topic = topic
@@ -25,9 +32,9 @@ public final class Message: @unchecked Sendable {
         self.qos = qos
         self.retain = retain
         var forwarded = properties
-        forwarded.topicAlias = nil
-        forwarded.subscriptionIdentifiers = []
-        forwarded.messageExpiryInterval = nil
+        if forwarded.topicAlias != nil { forwarded.topicAlias = nil }
+        if !forwarded.subscriptionIdentifiers.isEmpty { forwarded.subscriptionIdentifiers = [] }
+        if forwarded.messageExpiryInterval != nil { forwarded.messageExpiryInterval = nil }
         self.properties = forwarded
         self.expiresAt = expiresAt
         self.origin = origin
@@ -35,10 +42,22 @@ public final class Message: @unchecked Sendable {
     }
 
     /// Builds the routed message from a decoded PUBLISH, copying topic and payload
-    /// out of the read buffer.
+    /// out of the read buffer into one allocation that they share.
     public convenience init(publish p: PublishPacket, topic: ByteString, origin: String?, now: UInt64) {
         let expiry = p.properties.messageExpiryInterval.map { now + UInt64($0) * 1000 }
-        self.init(topic: topic.compacted, payload: Array(p.payload), qos: p.qos, retain: p.retain,
+        let t = topic.count
+        let storage = [UInt8](unsafeUninitializedCapacity: t + p.payload.count) { buffer, count in
+            topic.bytes.withUnsafeBufferPointer { src in
+                if t > 0 { UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: src.baseAddress!, byteCount: t) }
+            }
+            p.payload.withUnsafeBufferPointer { src in
+                if src.count > 0 {
+                    UnsafeMutableRawPointer(buffer.baseAddress! + t).copyMemory(from: src.baseAddress!, byteCount: src.count)
+                }
+            }
+            count = t + p.payload.count
+        }
+        self.init(topic: ByteString(storage[0..<t]), payload: storage[t...], qos: p.qos, retain: p.retain,
                   properties: p.properties, expiresAt: expiry, origin: origin, receivedAt: now)
     }
 

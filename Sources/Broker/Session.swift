@@ -23,7 +23,7 @@ struct InflightDelivery {
 /// the client id hashes to: every connection for this id is moved to that loop.
 final class Session {
     let clientID: String
-    unowned let home: BrokerLoop
+    unowned(unsafe) let home: BrokerLoop
     /// The connection now attached, if any.
     var connection: ClientConnection?
     var version: ProtocolVersion = .v3_1_1
@@ -56,8 +56,8 @@ final class Session {
     var willTimer: TimerID?
 
     // Routing scratch: de-duplicates overlapping subscriptions within one route pass.
-    var routeStamp: UInt64 = 0
-    var routeSlot = 0
+    @exclusivity(unchecked) var routeStamp: UInt64 = 0
+    @exclusivity(unchecked) var routeSlot = 0
 
     init(clientID: String, home: BrokerLoop) {
         self.clientID = clientID

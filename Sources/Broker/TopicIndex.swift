@@ -2,7 +2,9 @@ import MQTT
 
 /// One subscription of one session, as stored in the index.
 struct SubscriptionEntry {
-    unowned let session: Session
+    /// The loop's session table keeps the session alive; `endSession` removes
+    /// every entry of a session before it lets go of it.
+    unowned(unsafe) let session: Session
     var options: Subscription
     var identifier: UInt32?
 }
@@ -12,11 +14,11 @@ struct SubscriptionEntry {
 /// subscriptions, each against its own index.
 final class TopicIndex {
     final class Node {
-        var children: [ByteString: Node] = [:]
-        var plus: Node?
-        var hash: Node?
+        @exclusivity(unchecked) var children = LevelTable<Node>()
+        @exclusivity(unchecked) var plus: Node?
+        @exclusivity(unchecked) var hash: Node?
         /// Subscriptions whose filter ends at this node.
-        var entries: [SubscriptionEntry] = []
+        @exclusivity(unchecked) var entries: [SubscriptionEntry] = []
 
         var isEmpty: Bool { children.isEmpty && plus == nil && hash == nil && entries.isEmpty }
     }
@@ -49,7 +51,7 @@ final class TopicIndex {
             } else if level.count == 1 && level.first == 0x23 {
                 next = node.hash
             } else {
-                next = node.children[ByteString(level)]
+                next = node.children.find(level)
             }
             guard let next else { return false }
             trail.append((node, next))
@@ -65,8 +67,8 @@ final class TopicIndex {
                 parent.plus = nil
             } else if parent.hash === child {
                 parent.hash = nil
-            } else if let key = parent.children.first(where: { $0.value === child })?.key {
-                parent.children[key] = nil
+            } else {
+                parent.children.remove(child)
             }
         }
         return true
@@ -82,12 +84,11 @@ final class TopicIndex {
                 if node.hash == nil { node.hash = Node() }
                 node = node.hash!
             } else {
-                let key = ByteString(level)
-                if let next = node.children[key] {
+                if let next = node.children.find(level) {
                     node = next
                 } else {
                     let next = Node()
-                    node.children[key] = next
+                    node.children.insert(level, next)
                     node = next
                 }
             }
@@ -98,29 +99,30 @@ final class TopicIndex {
     /// Calls `visit` for every subscription whose filter matches `topic`.
     /// `$`-topics are not matched by a wildcard in the first level.
     func match(_ topic: ByteString, _ visit: (SubscriptionEntry) -> Void) {
-        var levels: [ArraySlice<UInt8>] = []
-        levels.reserveCapacity(8)
-        for level in Self.levels(topic) { levels.append(level) }
         let dollar = topic.bytes.first == 0x24
-        Self.match(root, levels, 0, dollar, visit)
+        topic.bytes.withUnsafeBufferPointer { p in
+            Self.match(root, p, 0, dollar, visit)
+        }
     }
 
-    private static func match(_ node: Node, _ levels: [ArraySlice<UInt8>], _ i: Int, _ dollar: Bool,
+    /// Matches the level starting at `start` (past the end: no levels left).
+    private static func match(_ node: Node, _ p: UnsafeBufferPointer<UInt8>, _ start: Int, _ dollar: Bool,
                               _ visit: (SubscriptionEntry) -> Void)
     {
-        let wildcardsAllowed = !(i == 0 && dollar)
-        if i == levels.count {
+        if start > p.count {
             for e in node.entries { visit(e) }
             // "a/#" also matches "a".
             if let h = node.hash { for e in h.entries { visit(e) } }
             return
         }
-        if wildcardsAllowed {
+        var end = start
+        while end < p.count && p[end] != 0x2F { end += 1 }
+        if !(start == 0 && dollar) {
             if let h = node.hash { for e in h.entries { visit(e) } }
-            if let p = node.plus { match(p, levels, i + 1, dollar, visit) }
+            if let plus = node.plus { match(plus, p, end + 1, dollar, visit) }
         }
-        if !node.children.isEmpty, let child = node.children[ByteString(levels[i])] {
-            match(child, levels, i + 1, dollar, visit)
+        if let child = node.children.find(p, start, end) {
+            match(child, p, end + 1, dollar, visit)
         }
     }
 

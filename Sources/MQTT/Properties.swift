@@ -159,124 +159,196 @@ public struct Properties: Equatable, @unchecked Sendable {
 
     public var contentType: String? {
         get { box?.fields.contentType }
-        set { mutate { $0.contentType = newValue } }
+        set {
+            if box == nil && newValue == nil { return }
+            mutate { $0.contentType = newValue }
+        }
     }
 
     public var responseTopic: String? {
         get { box?.fields.responseTopic }
-        set { mutate { $0.responseTopic = newValue } }
+        set {
+            if box == nil && newValue == nil { return }
+            mutate { $0.responseTopic = newValue }
+        }
     }
 
     public var correlationData: ArraySlice<UInt8>? {
         get { box?.fields.correlationData }
-        set { mutate { $0.correlationData = newValue } }
+        set {
+            if box == nil && newValue == nil { return }
+            mutate { $0.correlationData = newValue }
+        }
     }
 
     public var subscriptionIdentifiers: [UInt32] {
         get { box?.fields.subscriptionIdentifiers ?? [] }
-        set { mutate { $0.subscriptionIdentifiers = newValue } }
+        set {
+            if box == nil && newValue.isEmpty { return }
+            mutate { $0.subscriptionIdentifiers = newValue }
+        }
     }
 
     public var sessionExpiryInterval: UInt32? {
         get { box?.fields.sessionExpiryInterval }
-        set { mutate { $0.sessionExpiryInterval = newValue } }
+        set {
+            if box == nil && newValue == nil { return }
+            mutate { $0.sessionExpiryInterval = newValue }
+        }
     }
 
     public var assignedClientIdentifier: String? {
         get { box?.fields.assignedClientIdentifier }
-        set { mutate { $0.assignedClientIdentifier = newValue } }
+        set {
+            if box == nil && newValue == nil { return }
+            mutate { $0.assignedClientIdentifier = newValue }
+        }
     }
 
     public var serverKeepAlive: UInt16? {
         get { box?.fields.serverKeepAlive }
-        set { mutate { $0.serverKeepAlive = newValue } }
+        set {
+            if box == nil && newValue == nil { return }
+            mutate { $0.serverKeepAlive = newValue }
+        }
     }
 
     public var authenticationMethod: String? {
         get { box?.fields.authenticationMethod }
-        set { mutate { $0.authenticationMethod = newValue } }
+        set {
+            if box == nil && newValue == nil { return }
+            mutate { $0.authenticationMethod = newValue }
+        }
     }
 
     public var authenticationData: ArraySlice<UInt8>? {
         get { box?.fields.authenticationData }
-        set { mutate { $0.authenticationData = newValue } }
+        set {
+            if box == nil && newValue == nil { return }
+            mutate { $0.authenticationData = newValue }
+        }
     }
 
     public var requestProblemInformation: Bool? {
         get { box?.fields.requestProblemInformation }
-        set { mutate { $0.requestProblemInformation = newValue } }
+        set {
+            if box == nil && newValue == nil { return }
+            mutate { $0.requestProblemInformation = newValue }
+        }
     }
 
     public var willDelayInterval: UInt32? {
         get { box?.fields.willDelayInterval }
-        set { mutate { $0.willDelayInterval = newValue } }
+        set {
+            if box == nil && newValue == nil { return }
+            mutate { $0.willDelayInterval = newValue }
+        }
     }
 
     public var requestResponseInformation: Bool? {
         get { box?.fields.requestResponseInformation }
-        set { mutate { $0.requestResponseInformation = newValue } }
+        set {
+            if box == nil && newValue == nil { return }
+            mutate { $0.requestResponseInformation = newValue }
+        }
     }
 
     public var responseInformation: String? {
         get { box?.fields.responseInformation }
-        set { mutate { $0.responseInformation = newValue } }
+        set {
+            if box == nil && newValue == nil { return }
+            mutate { $0.responseInformation = newValue }
+        }
     }
 
     public var serverReference: String? {
         get { box?.fields.serverReference }
-        set { mutate { $0.serverReference = newValue } }
+        set {
+            if box == nil && newValue == nil { return }
+            mutate { $0.serverReference = newValue }
+        }
     }
 
     public var reasonString: String? {
         get { box?.fields.reasonString }
-        set { mutate { $0.reasonString = newValue } }
+        set {
+            if box == nil && newValue == nil { return }
+            mutate { $0.reasonString = newValue }
+        }
     }
 
     public var receiveMaximum: UInt16? {
         get { box?.fields.receiveMaximum }
-        set { mutate { $0.receiveMaximum = newValue } }
+        set {
+            if box == nil && newValue == nil { return }
+            mutate { $0.receiveMaximum = newValue }
+        }
     }
 
     public var topicAliasMaximum: UInt16? {
         get { box?.fields.topicAliasMaximum }
-        set { mutate { $0.topicAliasMaximum = newValue } }
+        set {
+            if box == nil && newValue == nil { return }
+            mutate { $0.topicAliasMaximum = newValue }
+        }
     }
 
     public var topicAlias: UInt16?
 
     public var maximumQoS: QoS? {
         get { box?.fields.maximumQoS }
-        set { mutate { $0.maximumQoS = newValue } }
+        set {
+            if box == nil && newValue == nil { return }
+            mutate { $0.maximumQoS = newValue }
+        }
     }
 
     public var retainAvailable: Bool? {
         get { box?.fields.retainAvailable }
-        set { mutate { $0.retainAvailable = newValue } }
+        set {
+            if box == nil && newValue == nil { return }
+            mutate { $0.retainAvailable = newValue }
+        }
     }
 
     public var userProperties: [UserProperty] {
         get { box?.fields.userProperties ?? [] }
-        set { mutate { $0.userProperties = newValue } }
+        set {
+            if box == nil && newValue.isEmpty { return }
+            mutate { $0.userProperties = newValue }
+        }
     }
 
     public var maximumPacketSize: UInt32? {
         get { box?.fields.maximumPacketSize }
-        set { mutate { $0.maximumPacketSize = newValue } }
+        set {
+            if box == nil && newValue == nil { return }
+            mutate { $0.maximumPacketSize = newValue }
+        }
     }
 
     public var wildcardSubscriptionAvailable: Bool? {
         get { box?.fields.wildcardSubscriptionAvailable }
-        set { mutate { $0.wildcardSubscriptionAvailable = newValue } }
+        set {
+            if box == nil && newValue == nil { return }
+            mutate { $0.wildcardSubscriptionAvailable = newValue }
+        }
     }
 
     public var subscriptionIdentifierAvailable: Bool? {
         get { box?.fields.subscriptionIdentifierAvailable }
-        set { mutate { $0.subscriptionIdentifierAvailable = newValue } }
+        set {
+            if box == nil && newValue == nil { return }
+            mutate { $0.subscriptionIdentifierAvailable = newValue }
+        }
     }
 
     public var sharedSubscriptionAvailable: Bool? {
         get { box?.fields.sharedSubscriptionAvailable }
-        set { mutate { $0.sharedSubscriptionAvailable = newValue } }
+        set {
+            if box == nil && newValue == nil { return }
+            mutate { $0.sharedSubscriptionAvailable = newValue }
+        }
     }
 }
 

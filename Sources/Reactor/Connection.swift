@@ -6,16 +6,17 @@ import Glibc
 /// turn (one system call for everything queued during the turn).
 open class Connection: EventHandler {
     public let fd: Int32
-    public unowned let loop: EventLoop
+    /// A loop outlives the connections registered with it.
+    public unowned(unsafe) let loop: EventLoop
     public let peer: SocketAddress?
-    private var outBuffer: [UInt8] = []
-    private var outOffset = 0
-    private var flushScheduled = false
+    @exclusivity(unchecked) private var outBuffer: [UInt8] = []
+    @exclusivity(unchecked) private var outOffset = 0
+    @exclusivity(unchecked) private var flushScheduled = false
     private var pollingWrites = false
     public private(set) var isClosed = false
     /// Bytes written to and read from the socket.
-    public private(set) var bytesSent = 0
-    public private(set) var bytesReceived = 0
+    @exclusivity(unchecked) public private(set) var bytesSent = 0
+    @exclusivity(unchecked) public private(set) var bytesReceived = 0
 
     public init(fd: Int32, loop: EventLoop, peer: SocketAddress?) {
         self.fd = fd
@@ -100,11 +101,14 @@ open class Connection: EventHandler {
     private func scheduleFlush() {
         if !flushScheduled && !pollingWrites {
             flushScheduled = true
-            loop.atEndOfTurn { [unowned self] in
-                self.flushScheduled = false
-                self.flush()
-            }
+            loop.flushAtEndOfTurn(self)
         }
+    }
+
+    /// Called by the loop for connections queued with `flushAtEndOfTurn`.
+    func endOfTurnFlush() {
+        flushScheduled = false
+        flush()
     }
 
     /// Writes what is queued now.

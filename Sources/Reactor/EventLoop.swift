@@ -23,13 +23,18 @@ public final class EventLoop: @unchecked Sendable {
     private let running = Atomic<Bool>(true)
     private var timers = TimerHeap()
     private var endOfTurn: [() -> Void] = []
+    /// Connections with output queued this turn: one write each, after the events.
+    @exclusivity(unchecked) private var flushQueue: [Connection] = []
+    private var flushing: [Connection] = []
+    private var runningTasks: [() -> Void] = []
+    private var inboxSpare: [() -> Void] = []
     private var thread: Thread?
     private let finished = Atomic<Bool>(false)
     /// One read buffer per loop, shared by all of its connections: a read is
     /// handed to its connection and consumed before the next read.
     public let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 16)
     /// Milliseconds of the monotonic clock, read once per loop turn.
-    public private(set) var now: UInt64 = EventLoop.monotonicMilliseconds()
+    @exclusivity(unchecked) public private(set) var now: UInt64 = EventLoop.monotonicMilliseconds()
 
     public init(index: Int, name: String? = nil) throws(SystemError) {
         self.index = index
@@ -109,6 +114,12 @@ public final class EventLoop: @unchecked Sendable {
         endOfTurn.append(task)
     }
 
+    /// Queues a connection's output to be written once this turn's events are handled.
+    @inline(__always)
+    func flushAtEndOfTurn(_ connection: Connection) {
+        flushQueue.append(connection)
+    }
+
     // MARK: Timers (loop thread only)
 
     @discardableResult
@@ -148,7 +159,8 @@ public final class EventLoop: @unchecked Sendable {
     private func run() {
         var events = [epoll_event](repeating: epoll_event(), count: 256)
         while running.load(ordering: .acquiring) {
-            let timeout = timers.millisecondsUntilNext(now: now).map { Int32(min($0, 1000)) } ?? 1000
+            let pending = !endOfTurn.isEmpty || !flushQueue.isEmpty
+            let timeout = pending ? 0 : timers.millisecondsUntilNext(now: now).map { Int32(min($0, 1000)) } ?? 1000
             let n = events.withUnsafeMutableBufferPointer { epoll_wait(epfd, $0.baseAddress, 256, timeout) }
             now = EventLoop.monotonicMilliseconds()
             if n < 0 {
@@ -176,22 +188,30 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     private func runInbox() {
-        wakeArmed.store(false, ordering: .releasing)
-        let tasks = inbox.withLock { tasks -> [() -> Void] in
-            let taken = tasks
-            tasks.removeAll(keepingCapacity: true)
-            return taken
-        }
-        for task in tasks { task() }
+        // Producers append, then arm the flag; a false flag means nothing new.
+        guard wakeArmed.exchange(false, ordering: .acquiringAndReleasing) else { return }
+        var taken = inboxSpare
+        inbox.withLock { swap(&$0, &taken) }
+        for task in taken { task() }
+        taken.removeAll(keepingCapacity: true)
+        inboxSpare = taken
     }
 
     private func runEndOfTurn() {
         // Tasks may queue more tasks (a flush that finishes a write); run until quiet.
         var rounds = 0
-        while !endOfTurn.isEmpty && rounds < 8 {
-            let tasks = endOfTurn
-            endOfTurn.removeAll(keepingCapacity: true)
-            for task in tasks { task() }
+        while (!endOfTurn.isEmpty || !flushQueue.isEmpty) && rounds < 8 {
+            // Swap with spare arrays so that no turn allocates.
+            if !endOfTurn.isEmpty {
+                swap(&endOfTurn, &runningTasks)
+                for task in runningTasks { task() }
+                runningTasks.removeAll(keepingCapacity: true)
+            }
+            if !flushQueue.isEmpty {
+                swap(&flushQueue, &flushing)
+                for c in flushing { c.endOfTurnFlush() }
+                flushing.removeAll(keepingCapacity: true)
+            }
             rounds += 1
         }
     }

@@ -8,11 +8,15 @@ public final class Listener: EventHandler {
     private let onAccept: (Int32, SocketAddress?) -> Void
 
     /// `onAccept` runs on the loop's thread with each new non-blocking socket.
-    public init(fd: Int32, loop: EventLoop, onAccept: @escaping (Int32, SocketAddress?) -> Void) throws(SystemError) {
+    /// Several loops may watch one listening socket: with `exclusive`, the kernel
+    /// wakes only one of them per incoming connection (EPOLLEXCLUSIVE).
+    public init(fd: Int32, loop: EventLoop, exclusive: Bool = false,
+                onAccept: @escaping (Int32, SocketAddress?) -> Void) throws(SystemError)
+    {
         self.fd = fd
         self.loop = loop
         self.onAccept = onAccept
-        try loop.register(fd, self, events: EPOLLIN.rawValue)
+        try loop.register(fd, self, events: EPOLLIN.rawValue | (exclusive ? EPOLLEXCLUSIVE.rawValue : 0))
     }
 
     public func handleEvent(_ events: UInt32) {
@@ -36,8 +40,8 @@ public final class Listener: EventHandler {
         }
     }
 
-    public func close() {
+    /// Stops watching the socket on this loop (the socket itself stays open).
+    public func stop() {
         loop.unregister(fd)
-        Glibc.close(fd)
     }
 }
