@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what building and testing Parley needs on a fresh Debian 12 machine
-# with the Swift toolchain: the C libraries and the third-party test peers.
-# Safe to run again; installs only what is missing. Needs root (or sudo).
+# with the Swift toolchain: the C libraries, and the third-party peers the tests
+# talk to (Mosquitto and its clients, paho-mqtt, pytest). Safe to run again: it
+# installs only what is missing. Needs root or sudo for apt-get.
 set -euo pipefail
 
-apt_packages=(libssl-dev libsqlite3-dev)
+apt_packages=(libssl-dev libsqlite3-dev mosquitto mosquitto-clients python3 python3-pip)
 
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -14,5 +15,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     sudo_cmd=""
     [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
     $sudo_cmd apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}"
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! python3 -c 'import paho.mqtt, pytest' 2>/dev/null; then
+    python3 -m pip install -q paho-mqtt pytest 2>/dev/null \
+        || python3 -m pip install -q --break-system-packages paho-mqtt pytest
 fi

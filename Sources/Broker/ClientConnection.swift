@@ -33,8 +33,9 @@ final class ClientConnection: Connection {
     var outboundAliases: [ByteString: UInt16] = [:]
     var nextOutboundAlias: UInt16 = 1
 
-    /// QoS 1/2 PUBLISHes received whose ack waits on a plugin.
+    /// QoS 1/2 PUBLISHes received whose ack waits on a plugin, in arrival order.
     var pendingAcks = 0
+    var ackQueue: [PendingAck] = []
 
     /// Whether the will is published when the connection ends (cleared by a normal DISCONNECT).
     var publishWillOnClose = true
@@ -65,6 +66,13 @@ final class ClientConnection: Connection {
         lastReceivedAt = ctx.now
         ctx.stats.bytesReceived += bytes.count
         decoder.append(bytes)
+        if state == .awaitingConnect, let first = decoder.nextHeaderByte, first != 0x10 {
+            // [MQTT-3.1.0-1] the first packet must be CONNECT; its first byte already
+            // says whether it is, so do not wait for the rest (port scanners, HTTP).
+            Log.info("client.no_connect", ["peer": peer.map { "\($0)" } ?? "-"])
+            closeNow()
+            return
+        }
         processFrames()
     }
 

@@ -1,6 +1,17 @@
 import MQTT
 import Reactor
 
+/// A PUBLISH waiting for plugins before it is routed and acknowledged.
+final class PendingAck {
+    let packet: PublishPacket
+    let message: Message
+    var verdict: ReasonCode?
+    init(packet: PublishPacket, message: Message) {
+        self.packet = packet
+        self.message = message
+    }
+}
+
 extension ClientConnection {
     /// An incoming PUBLISH: resolve its topic alias, check limits and ACL, let
     /// plugins inspect it, route it, and acknowledge it by its QoS.
@@ -78,16 +89,29 @@ extension ClientConnection {
             acknowledge(p, .success)
             return
         }
-        // A plugin acts first (e.g. stores the message); route and ack when it is done.
+        // A plugin acts first (e.g. stores the message); route and ack when it is
+        // done, strictly in the order the PUBLISHes arrived, whatever order the
+        // plugins answer in ([MQTT-4.6.0-2]: acks in the order of the PUBLISHes).
         pendingAcks += 1
+        let entry = PendingAck(packet: PublishPacket(topic: topic, qos: p.qos, packetID: p.packetID), message: message)
+        ackQueue.append(entry)
         runBeforeAck(message, info: info, plugins: ackers[...]) { [self] verdict in
+            entry.verdict = verdict
+            releaseAcks()
+        }
+    }
+
+    /// Routes and acknowledges the finished PUBLISHes at the head of the queue.
+    private func releaseAcks() {
+        while let head = ackQueue.first, let verdict = head.verdict {
+            ackQueue.removeFirst()
             pendingAcks -= 1
-            if isClosed && session.ended { return }
+            if session == nil || session!.ended { continue }
             if verdict.isFailure {
-                acknowledge(p, verdict)
+                acknowledge(head.packet, verdict)
             } else {
-                ctx.publish(message)
-                acknowledge(p, .success)
+                ctx.publish(head.message)
+                acknowledge(head.packet, .success)
             }
         }
     }

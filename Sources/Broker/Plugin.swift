@@ -82,8 +82,9 @@ public protocol BrokerPlugin: AnyObject, Sendable {
     /// publisher's v5 PUBACK/PUBREC carries the code).
     func inspectPublish(_ publish: inout InboundPublish, from client: ClientInfo) -> ReasonCode
     /// Act on a routed-to-be QoS 1/2 message before the publisher's ack is sent (e.g.
-    /// store it). Call `completion` once, from any thread, in the order the hook was
-    /// called for a client; a failure code is sent in the v5 ack and the message is dropped.
+    /// store it). Call `completion` once, from any thread; the broker routes and acks a
+    /// client's messages in arrival order whatever order completions come in. A failure
+    /// code is sent in the v5 ack and the message is dropped.
     func beforeAck(_ message: Message, from client: ClientInfo, completion: @escaping @Sendable (ReasonCode) -> Void)
     func sessionOnline(_ client: ClientInfo)
     func sessionOffline(_ client: ClientInfo)

@@ -30,6 +30,9 @@ public struct FrameDecoder: Sendable {
     /// Bytes received but not yet returned as frames.
     public var bufferedByteCount: Int { buffer.count - readIndex }
 
+    /// The first byte not yet returned in a frame (the next packet's type and flags).
+    public var nextHeaderByte: UInt8? { readIndex < buffer.count ? buffer[readIndex] : nil }
+
     /// Capacity held by the decoder; zero once it has been drained and `shrink()`-ed.
     public var capacity: Int { buffer.capacity }
 

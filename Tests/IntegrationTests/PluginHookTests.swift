@@ -1,0 +1,220 @@
+// The plugin protocol, exercised in-process: a broker built with a recording
+// plugin, driven over TCP by the test client. Each hook is checked by what a
+// client can observe (CONNACK codes, acks, deliveries) and by what the plugin saw.
+import Broker
+import Dispatch
+import Foundation
+import MQTT
+import Reactor
+import Synchronization
+import Testing
+
+/// A plugin that provides every hook and records what it is asked.
+final class RecordingPlugin: BrokerPlugin, @unchecked Sendable {
+    let name = "recording"
+    let hooks: PluginHooks = [
+        .authenticate, .authorizePublish, .authorizeSubscribe, .inspectPublish, .beforeAck, .sessionEvents,
+        .delivered, .tick,
+    ]
+    let events = Mutex<[String]>([])
+    let services = Mutex<BrokerServices?>(nil)
+    let ticks = Atomic<Int>(0)
+
+    func record(_ e: String) { events.withLock { $0.append(e) } }
+    func seen(_ prefix: String) -> [String] { events.withLock { $0.filter { $0.hasPrefix(prefix) } } }
+
+    func start(_ services: BrokerServices) throws { self.services.withLock { $0 = services } }
+
+    func authenticate(_ request: ConnectRequest, completion: @escaping @Sendable (AuthDecision) -> Void) {
+        // Answer from another thread, as a plugin that hashes passwords would.
+        DispatchQueue.global().async {
+            switch request.username {
+            case "bad": completion(.deny(.badUserNameOrPassword))
+            case "good":
+                completion(request.password == Array("secret".utf8) ? .allow(username: "good-user") : .deny(.notAuthorized))
+            default: completion(.abstain)
+            }
+        }
+    }
+
+    func authorizePublish(_ client: ClientInfo, topic: ByteString, qos: QoS, retain: Bool) -> ReasonCode {
+        record("pub-acl \(client.username ?? "-") \(topic)")
+        return topic.hasPrefix("forbidden/") ? .notAuthorized : .success
+    }
+
+    func authorizeSubscribe(_ client: ClientInfo, filter: TopicFilter, requested: QoS) -> ReasonCode {
+        if filter.filter.hasPrefix("nope/") { return .notAuthorized }
+        if filter.filter.hasPrefix("limited/") { return .grantedQoS0 }
+        return ReasonCode(requested.rawValue)
+    }
+
+    func inspectPublish(_ publish: inout InboundPublish, from client: ClientInfo) -> ReasonCode {
+        if publish.topic.hasPrefix("veto/") { return .quotaExceeded }
+        if publish.topic.hasPrefix("stamp/") { publish.payload = Array("stamped:".utf8) + publish.payload }
+        return .success
+    }
+
+    func beforeAck(_ message: Message, from client: ClientInfo, completion: @escaping @Sendable (ReasonCode) -> Void) {
+        record("before-ack \(message.topic)")
+        if message.topic.hasPrefix("fail/") {
+            completion(.implementationSpecificError)
+        } else if message.topic.hasPrefix("slow/") {
+            DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) { completion(.success) }
+        } else {
+            completion(.success)
+        }
+    }
+
+    func sessionOnline(_ client: ClientInfo) { record("online \(client.clientID)") }
+    func sessionOffline(_ client: ClientInfo) { record("offline \(client.clientID)") }
+    func delivered(_ message: Message, to client: ClientInfo) { record("delivered \(message.topic) \(client.clientID)") }
+    func tick(now: UInt64) { ticks.add(1, ordering: .relaxed) }
+}
+
+/// A broker in this process with the given plugins, on a free loopback port.
+final class InProcessBroker {
+    let broker: Broker
+    let port: UInt16
+
+    init(plugins: [BrokerPlugin], configure: (inout BrokerConfig) -> Void = { _ in }) throws {
+        var config = BrokerConfig()
+        config.mqttListeners = [try SocketAddress(parsing: "127.0.0.1:0")]
+        config.loops = 2
+        config.sysInterval = 0
+        configure(&config)
+        broker = Broker(config: config, plugins: plugins)
+        try broker.start()
+        port = broker.boundAddresses[0].port
+    }
+
+    deinit { broker.shutdown() }
+}
+
+@Suite("Plugin hooks (in-process broker)", .serialized)
+struct PluginHookTests {
+    @Test("authenticate: deny gives CONNACK 0x86 (v5) and return code 4 (3.1.1); allow may rename the user")
+    func authenticate() throws {
+        let plugin = RecordingPlugin()
+        let b = try InProcessBroker(plugins: [plugin])
+        let (c5, ack5) = try TestClient.connect(port: b.port, version: .v5, clientID: unique("a"), username: "bad",
+                                                password: Array("x".utf8))
+        #expect(ack5.reasonCode == .badUserNameOrPassword)
+        #expect(c5.isClosed(within: 2))
+        let (c4, ack4) = try TestClient.connect(port: b.port, version: .v3_1_1, clientID: unique("a"), username: "bad",
+                                                password: Array("x".utf8))
+        #expect(ack4.reasonCode == ConnectReturnCode.badUserNameOrPassword.reasonCode)
+        #expect(c4.isClosed(within: 2))
+
+        let (good, ack) = try TestClient.connect(port: b.port, version: .v5, clientID: unique("a"), username: "good",
+                                                 password: Array("secret".utf8))
+        #expect(ack.reasonCode == .success)
+        try good.publish("renamed/check", "x", qos: .atLeastOnce)
+        #expect(plugin.seen("pub-acl good-user renamed/check").count == 1)
+    }
+
+    @Test("authorizePublish: a refused v5 QoS 1 publish gets PUBACK 0x87 and reaches nobody")
+    func authorizePublish() throws {
+        let b = try InProcessBroker(plugins: [RecordingPlugin()])
+        let sub = try TestClient.connected(port: b.port, version: .v5, clientID: unique("s"))
+        try sub.subscribe("forbidden/#", qos: .atLeastOnce)
+        let pub = try TestClient.connected(port: b.port, version: .v5, clientID: unique("p"))
+        #expect(try pub.publish("forbidden/x", Array("no".utf8), qos: .atLeastOnce) == .notAuthorized)
+        #expect(try sub.collectPublishes(for: 0.5).isEmpty)
+    }
+
+    @Test("authorizeSubscribe: refusals and QoS caps appear in SUBACK")
+    func authorizeSubscribe() throws {
+        let b = try InProcessBroker(plugins: [RecordingPlugin()])
+        let c = try TestClient.connected(port: b.port, version: .v5, clientID: unique("s"))
+        let suback = try c.subscribe([
+            Subscription(topicFilter: "nope/#", qos: .atLeastOnce),
+            Subscription(topicFilter: "limited/#", qos: .exactlyOnce),
+            Subscription(topicFilter: "open/#", qos: .exactlyOnce),
+        ])
+        #expect(suback.reasonCodes == [.notAuthorized, .grantedQoS0, .grantedQoS2])
+    }
+
+    @Test("inspectPublish: a plugin rewrites the payload, or vetoes with its reason code")
+    func inspectPublish() throws {
+        let b = try InProcessBroker(plugins: [RecordingPlugin()])
+        let sub = try TestClient.connected(port: b.port, version: .v5, clientID: unique("s"))
+        try sub.subscribe("stamp/#")
+        try sub.subscribe("veto/#")
+        let pub = try TestClient.connected(port: b.port, version: .v5, clientID: unique("p"))
+        try pub.publish("stamp/1", "hello", qos: .atLeastOnce)
+        #expect(try sub.expectPublish().text == "stamped:hello")
+        #expect(try pub.publish("veto/1", Array("x".utf8), qos: .atLeastOnce) == .quotaExceeded)
+        #expect(try sub.collectPublishes(for: 0.5).isEmpty)
+    }
+
+    @Test("beforeAck: the PUBACK waits for the plugin, acks keep their order, a failure is reported")
+    func beforeAck() throws {
+        let plugin = RecordingPlugin()
+        let b = try InProcessBroker(plugins: [plugin])
+        let sub = try TestClient.connected(port: b.port, version: .v5, clientID: unique("s"))
+        try sub.subscribe("slow/#")
+        try sub.subscribe("fast/#")
+        let pub = try TestClient.connected(port: b.port, version: .v5, clientID: unique("p"))
+        let start = Date()
+        try pub.send(.publish(PublishPacket(topic: "slow/1", payload: Array("a".utf8)[...], qos: .atLeastOnce, packetID: 1)))
+        try pub.send(.publish(PublishPacket(topic: "fast/2", payload: Array("b".utf8)[...], qos: .atLeastOnce, packetID: 2)))
+        var acks: [UInt16] = []
+        while acks.count < 2 {
+            guard let p = try pub.receive(timeout: 3) else { break }
+            if case .puback(let a) = p { acks.append(a.packetID) }
+        }
+        #expect(acks == [1, 2])
+        #expect(Date().timeIntervalSince(start) >= 0.25)
+        #expect(plugin.seen("before-ack").count == 2)
+        let got = try sub.collectPublishes(for: 0.5).map { sub.topic(of: $0) }
+        #expect(Set(got) == ["slow/1", "fast/2"])
+        #expect(try pub.publish("fail/3", Array("c".utf8), qos: .atLeastOnce) == .implementationSpecificError)
+    }
+
+    @Test("sessionOnline/sessionOffline and delivered are called")
+    func sessionEventsAndDelivered() throws {
+        let plugin = RecordingPlugin()
+        let b = try InProcessBroker(plugins: [plugin])
+        let subID = unique("s")
+        let sub = try TestClient.connected(port: b.port, version: .v5, clientID: subID)
+        sub.autoAck = true
+        try sub.subscribe("d/#", qos: .atLeastOnce)
+        let pub = try TestClient.connected(port: b.port, version: .v5, clientID: unique("p"))
+        try pub.publish("d/1", "x", qos: .atLeastOnce)
+        _ = try sub.expectPublish()
+        try sub.sync()
+        sub.disconnect()
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(plugin.seen("online \(subID)").count == 1)
+        #expect(plugin.seen("offline \(subID)").count == 1)
+        #expect(plugin.seen("delivered d/1 \(subID)").count == 1)
+    }
+
+    @Test("BrokerServices: internal publish and subscribe, disconnect by client id, tick")
+    func services() throws {
+        let plugin = RecordingPlugin()
+        let b = try InProcessBroker(plugins: [plugin])
+        let services = try #require(plugin.services.withLock { $0 })
+        let received = Mutex<[String]>([])
+        let token = try services.subscribe(filter: "to-plugin/#") { m in
+            received.withLock { $0.append(String(decoding: m.payload, as: UTF8.self)) }
+        }
+        let client = try TestClient.connected(port: b.port, version: .v5, clientID: "svc-client")
+        try client.subscribe("from-plugin/#")
+        try client.publish("to-plugin/a", "ping", qos: .atLeastOnce)
+        Thread.sleep(forTimeInterval: 0.2)
+        #expect(received.withLock { $0 } == ["ping"])
+        services.publish(topic: "from-plugin/b", payload: Array("pong".utf8), qos: .atMostOnce, retain: false,
+                         properties: .none)
+        #expect(try client.expectPublish().text == "pong")
+        services.unsubscribe(token)
+        Thread.sleep(forTimeInterval: 0.1)
+        try client.publish("to-plugin/a", "again", qos: .atLeastOnce)
+        Thread.sleep(forTimeInterval: 0.2)
+        #expect(received.withLock { $0 } == ["ping"])
+        services.disconnect(clientID: "svc-client", reason: .administrativeAction)
+        #expect(try client.expectDisconnect().reasonCode == .administrativeAction)
+        Thread.sleep(forTimeInterval: 1.2)
+        #expect(plugin.ticks.load(ordering: .relaxed) >= 1)
+    }
+}
