@@ -1,0 +1,43 @@
+"""SIGTERM: v5 clients get DISCONNECT 0x8B (server shutting down), the process
+exits 0 (SPEC 7: SIGTERM drains and shuts down cleanly)."""
+
+import time
+
+import raw as r
+
+
+def test_sigterm_v5_clients_get_disconnect_0x8b_and_process_exits_0(start_broker, paho, raw, topic):
+    b = start_broker()
+    clients = [paho(b.port) for _ in range(3)]
+    for c in clients:
+        c.connect()
+        c.subscribe(topic, 1)
+    wire = raw(b.port)
+    wire.connect("sigterm-raw")
+    old = raw(b.port, version=4)
+    old.connect("sigterm-311", version=4)
+    code = b.terminate(timeout=6)
+    assert code == 0, f"exit code {code}; log tail:\n" + "\n".join(b.log()[-10:])
+    for c in clients:
+        reason, _ = c.wait_disconnect()
+        assert reason == 0x8B, f"paho client got reason {reason:#x}, expected 0x8B"
+    got = wire.expect_closed(timeout=2)
+    assert got and got[-1].type == r.DISCONNECT and got[-1].reason == 0x8B, got
+    # 3.1.1 has no server DISCONNECT: the connection is just closed.
+    assert all(p.type != r.DISCONNECT for p in old.expect_closed(timeout=2))
+
+
+def test_sigterm_right_after_listener_open_exits_0(start_broker):
+    """SPEC 7: SIGTERM drains and exits 0, also when it comes as soon as the port is open."""
+    b = start_broker()
+    t0 = time.monotonic()
+    assert b.terminate(timeout=5) == 0
+    assert time.monotonic() - t0 < 3
+
+
+def test_sigterm_with_connected_v311_client_holding_a_will_exits_0(start_broker, paho, topic):
+    b = start_broker()
+    c = paho(b.port, version=4)
+    c.will_set(topic, b"w", 1)
+    c.connect()
+    assert b.terminate(timeout=6) == 0
