@@ -108,6 +108,9 @@ func runServe(_ args: [String]) -> Int32 {
     Log.level = config.logLevel
     let acl = StaticACLPlugin(rules: config.aclRules, defaultAllow: config.aclDefaultAllow)
     let broker = Broker(config: config.broker, plugins: [acl])
+    // Signals are taken over before the listeners open, so that a SIGTERM that
+    // arrives at any moment after start-up is a clean shutdown, never a kill.
+    let signals = SignalHandling(options: options, acl: acl)
     do {
         try broker.start()
     } catch {
@@ -117,40 +120,43 @@ func runServe(_ args: [String]) -> Int32 {
     }
     Log.info("broker.started", ["version": BrokerInfo.version, "config": config.source,
                                 "mqtt": broker.boundAddresses.map { "\($0)" }.joined(separator: ",")])
-    return waitForSignals(broker: broker, options: options, acl: acl)
+    signals.waitForStop()
+    broker.shutdown()
+    return 0
 }
 
-/// Blocks until SIGTERM or SIGINT (drain and exit 0); SIGHUP reloads the log
-/// level and the access rules from the configuration file.
-func waitForSignals(broker: Broker, options: ServeOptions, acl: StaticACLPlugin) -> Int32 {
-    for s in [SIGTERM, SIGINT, SIGHUP] { signal(s, SIG_IGN) }
-    let queue = DispatchQueue(label: "parley.signals")
-    let done = DispatchSemaphore(value: 0)
-    var sources: [DispatchSourceSignal] = []
-    for s in [SIGTERM, SIGINT] {
-        let source = DispatchSource.makeSignalSource(signal: s, queue: queue)
-        source.setEventHandler {
-            Log.info("broker.stopping", ["signal": s == SIGTERM ? "TERM" : "INT"])
-            broker.shutdown()
-            done.signal()
+/// SIGTERM and SIGINT ask for a drain and exit 0; SIGHUP reloads the log level
+/// and the access rules from the configuration file.
+final class SignalHandling {
+    private let stop = DispatchSemaphore(value: 0)
+    private var sources: [DispatchSourceSignal] = []
+    private let queue = DispatchQueue(label: "parley.signals")
+
+    init(options: ServeOptions, acl: StaticACLPlugin) {
+        for s in [SIGTERM, SIGINT, SIGHUP] { signal(s, SIG_IGN) }
+        for s in [SIGTERM, SIGINT] {
+            let source = DispatchSource.makeSignalSource(signal: s, queue: queue)
+            source.setEventHandler { [stop] in
+                Log.info("broker.stopping", ["signal": s == SIGTERM ? "TERM" : "INT"])
+                stop.signal()
+            }
+            source.resume()
+            sources.append(source)
         }
-        source.resume()
-        sources.append(source)
-    }
-    let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: queue)
-    hup.setEventHandler {
-        do {
-            let config = try options.load()
-            Log.level = config.logLevel
-            acl.replace(rules: config.aclRules, defaultAllow: config.aclDefaultAllow)
-            Log.info("config.reloaded", ["config": config.source, "acl_rules": config.aclRules.count])
-        } catch {
-            Log.error("config.reload_failed", ["error": error])
+        let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: queue)
+        hup.setEventHandler {
+            do {
+                let config = try options.load()
+                Log.level = config.logLevel
+                acl.replace(rules: config.aclRules, defaultAllow: config.aclDefaultAllow)
+                Log.info("config.reloaded", ["config": config.source, "acl_rules": config.aclRules.count])
+            } catch {
+                Log.error("config.reload_failed", ["error": error])
+            }
         }
+        hup.resume()
+        sources.append(hup)
     }
-    hup.resume()
-    sources.append(hup)
-    done.wait()
-    _ = sources
-    return 0
+
+    func waitForStop() { stop.wait() }
 }
