@@ -38,6 +38,6 @@ let package = Package(
 
         .testTarget(name: "MQTTTests", dependencies: ["MQTT"]),
         .testTarget(name: "SystemTests", dependencies: ["CLinux", "COpenSSL", "CSQLite"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["MQTT", "Broker", "Reactor", "parley"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["MQTT", "Broker", "Reactor", "CLinux", "parley"]),
     ]
 )

@@ -156,7 +156,7 @@ public final class Broker: BrokerServices, @unchecked Sendable {
         internalTokens.withLock { $0[token] = (ctx.index, clientID) }
         ctx.loop.execute {
             let session = Session(clientID: clientID, home: ctx)
-            session.internalHandler = handler
+            session.internalClient = InternalClient(handler: handler)
             session.expiryInterval = UInt32.max
             ctx.sessions[clientID] = session
             let entry = SubscriptionEntry(session: session, options: Subscription(topicFilter: raw, qos: .exactlyOnce),

@@ -78,12 +78,12 @@ final class BrokerLoop {
             let s = entry.session
             if entry.options.noLocal, let origin = message.origin, origin == s.clientID { return }
             if s.routeStamp == stamp {
-                scratch[s.routeSlot].qos = max(scratch[s.routeSlot].qos, entry.options.qos)
-                if entry.options.retainAsPublished { scratch[s.routeSlot].retainAsPublished = true }
-                if let id = entry.identifier { scratch[s.routeSlot].subscriptionIDs.append(id) }
+                scratch[Int(s.routeSlot)].qos = max(scratch[Int(s.routeSlot)].qos, entry.options.qos)
+                if entry.options.retainAsPublished { scratch[Int(s.routeSlot)].retainAsPublished = true }
+                if let id = entry.identifier { scratch[Int(s.routeSlot)].subscriptionIDs.append(id) }
             } else {
                 s.routeStamp = stamp
-                s.routeSlot = scratch.count
+                s.routeSlot = Int32(scratch.count)
                 scratch.append(PendingDelivery(
                     session: s, qos: entry.options.qos, retainAsPublished: entry.options.retainAsPublished,
                     subscriptionIDs: entry.identifier.map { [$0] } ?? []))
@@ -139,8 +139,8 @@ final class BrokerLoop {
             stats.publishExpired += 1
             return
         }
-        if let handler = session.internalHandler {
-            handler(message)
+        if let client = session.internalClient {
+            client.handler(message)
             return
         }
         if let conn = session.connection, conn.isReady {
@@ -218,8 +218,8 @@ final class BrokerLoop {
     func endSession(_ session: Session) {
         guard !session.ended else { return }
         session.ended = true
-        if let t = session.expiryTimer { loop.cancel(t) }
-        if let t = session.willTimer { loop.cancel(t) }
+        loop.cancel(session.expiryTimer)
+        loop.cancel(session.willTimer)
         for (raw, entry) in session.subscriptions {
             removeSubscription(raw: raw, entry: entry, session: session)
         }
@@ -242,10 +242,8 @@ final class BrokerLoop {
         guard let will = session.will else { return }
         session.will = nil
         if will.topic.bytes.first == 0x24 { return }  // clients never publish to $-topics
-        if let t = session.willTimer {
-            loop.cancel(t)
-            session.willTimer = nil
-        }
+        loop.cancel(session.willTimer)
+        session.willTimer = .none
         let info = ClientInfo(clientID: session.clientID, username: session.username, peer: nil,
                               protocolVersion: session.version, tlsIdentity: nil, isInternal: false)
         for plugin in broker.plugins(providing: .authorizePublish)

@@ -7,40 +7,43 @@ import Reactor
 final class ClientConnection: Connection {
     enum State { case awaitingConnect, authenticating, connected, closing }
 
+    // Field order keeps the object small (an idle client costs what is stored here):
+    // words first, then the small numbers and flags packed together.
     /// Loops live as long as the broker; connections never outlive them.
     unowned(unsafe) let ctx: BrokerLoop
-    var state = State.awaitingConnect
     @exclusivity(unchecked) var decoder: FrameDecoder
-    var version = ProtocolVersion.v3_1_1
     var session: Session?
     var clientID = ""
-    var username: String?
     let acceptedAt: UInt64
     @exclusivity(unchecked) var lastReceivedAt: UInt64
+    /// Topic aliases and plugin-deferred acks: made only for clients that use them.
+    var extras: ConnectionExtras?
     /// Keep alive in milliseconds, 0 = none.
-    var keepAliveMillis: UInt64 = 0
+    var keepAliveMillis: UInt32 = 0
+    // What the client told us in CONNECT (v5).
+    var clientMaximumPacketSize = UInt32.max
+    var clientReceiveMaximum: UInt16 = 65_535
+    var clientTopicAliasMaximum: UInt16 = 0
+    var state = State.awaitingConnect
+    var version = ProtocolVersion.v3_1_1
     /// Packet processing waits (authentication, an async ack) while set.
     var paused = false
-
-    // What the client told us in CONNECT (v5).
-    var clientReceiveMaximum = 65_535
-    var clientMaximumPacketSize = Int.max
-    var clientTopicAliasMaximum: UInt16 = 0
     var problemInformation = true
-
-    // Topic aliases, both ways.
-    var inboundAliases: [UInt16: ByteString] = [:]
-    var outboundAliases: [ByteString: UInt16] = [:]
-    var nextOutboundAlias: UInt16 = 1
-
-    /// QoS 1/2 PUBLISHes received whose ack waits on a plugin, in arrival order.
-    var pendingAcks = 0
-    var ackQueue: [PendingAck] = []
-
     /// Whether the will is published when the connection ends (cleared by a normal DISCONNECT).
     var publishWillOnClose = true
     /// Set when another connection took over the session.
     var takenOver = false
+
+    /// The user name the session was authenticated as.
+    var username: String? { session?.username }
+
+    /// The extras, made on first use.
+    var more: ConnectionExtras {
+        if let extras { return extras }
+        let made = ConnectionExtras()
+        extras = made
+        return made
+    }
 
     init(fd: Int32, ctx: BrokerLoop, peer: SocketAddress?) {
         self.ctx = ctx
@@ -53,7 +56,7 @@ final class ClientConnection: Connection {
     var isReady: Bool { state == .connected && !isClosed }
 
     /// How many QoS 1/2 messages may be in flight to this client.
-    var sendWindow: Int { min(clientReceiveMaximum, ctx.config.maxInflight) }
+    var sendWindow: Int { min(Int(clientReceiveMaximum), ctx.config.maxInflight) }
 
     var clientInfo: ClientInfo {
         ClientInfo(clientID: clientID, username: username, peer: peer, protocolVersion: version, tlsIdentity: nil,
@@ -162,7 +165,7 @@ final class ClientConnection: Connection {
                 return (try? packet.encode(into: &out, version: version)) ?? nil
             }
             size = bytes.count
-            if size > clientMaximumPacketSize {
+            if size > Int(clientMaximumPacketSize) {
                 droppedTooLarge(packetID)
                 return
             }
@@ -175,13 +178,14 @@ final class ClientConnection: Connection {
             }
             var topic = message.topic
             if v5 && clientTopicAliasMaximum > 0 {
-                if let alias = outboundAliases[message.topic] {
+                let more = self.more
+                if let alias = more.outboundAliases[message.topic] {
                     properties.topicAlias = alias
                     topic = ByteString([UInt8]())
-                } else if nextOutboundAlias <= clientTopicAliasMaximum {
-                    properties.topicAlias = nextOutboundAlias
-                    outboundAliases[message.topic] = nextOutboundAlias
-                    nextOutboundAlias += 1
+                } else if more.nextOutboundAlias <= clientTopicAliasMaximum {
+                    properties.topicAlias = more.nextOutboundAlias
+                    more.outboundAliases[message.topic] = more.nextOutboundAlias
+                    more.nextOutboundAlias += 1
                 }
             }
             let packet = PublishPacket(topic: topic, payload: message.payload, qos: qos, retain: retain, dup: dup,
@@ -191,13 +195,13 @@ final class ClientConnection: Connection {
                 let start = out.count
                 _ = try? packet.encode(into: &out, version: version)
                 size = out.count - start
-                if size > clientMaximumPacketSize {
+                if size > Int(clientMaximumPacketSize) {
                     out.removeSubrange(start...)
                     tooLarge = true
                 }
             }
             if tooLarge {
-                if properties.topicAlias != nil && !topic.isEmpty { outboundAliases[message.topic] = nil }
+                if properties.topicAlias != nil && !topic.isEmpty { extras?.outboundAliases[message.topic] = nil }
                 droppedTooLarge(packetID)
                 return
             }
@@ -261,7 +265,7 @@ final class ClientConnection: Connection {
                 closeNow()
             }
         case .connected:
-            if keepAliveMillis > 0 && now - lastReceivedAt > keepAliveMillis * 3 / 2 {
+            if keepAliveMillis > 0 && now - lastReceivedAt > UInt64(keepAliveMillis) * 3 / 2 {
                 Log.info("client.keepalive_timeout", ["client": clientID])
                 disconnect(reason: .keepAliveTimeout, "keep alive timeout")
                 return
@@ -274,6 +278,16 @@ final class ClientConnection: Connection {
             break
         }
     }
+}
+
+/// Per-connection state that most clients never need.
+final class ConnectionExtras {
+    var inboundAliases: [UInt16: ByteString] = [:]
+    var outboundAliases: [ByteString: UInt16] = [:]
+    var nextOutboundAlias: UInt16 = 1
+    /// QoS 1/2 PUBLISHes received whose ack waits on a plugin, in arrival order.
+    var pendingAcks = 0
+    var ackQueue: [PendingAck] = []
 }
 
 /// Encodings of one message shared by the subscribers that get identical bytes

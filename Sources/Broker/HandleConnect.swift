@@ -142,7 +142,6 @@ extension ClientConnection {
     /// Attaches (or creates) the session, answers CONNACK, resends what was in flight.
     private func finishConnect(_ connect: ConnectPacket, clientID: String, assigned: Bool, username: String?) {
         let config = ctx.config
-        self.username = username
         var sessionPresent = false
         var session: Session
         if let existing = ctx.sessions[clientID] {
@@ -165,9 +164,11 @@ extension ClientConnection {
             } else {
                 session = existing
                 sessionPresent = true
-                if let t = session.expiryTimer { loop.cancel(t); session.expiryTimer = nil }
+                loop.cancel(session.expiryTimer)
+                session.expiryTimer = .none
                 // Reconnected within the will delay: the will is not sent.
-                if let t = session.willTimer { loop.cancel(t); session.willTimer = nil }
+                loop.cancel(session.willTimer)
+                session.willTimer = .none
                 session.will = nil
             }
         } else {
@@ -204,12 +205,12 @@ extension ClientConnection {
             keepAlive = config.maxKeepAlive
             connack.properties.serverKeepAlive = keepAlive
         }
-        keepAliveMillis = UInt64(keepAlive) * 1000
+        keepAliveMillis = UInt32(keepAlive) * 1000
 
         // Flow control and limits, both ways.
         if version == .v5 {
-            clientReceiveMaximum = Int(connect.properties.receiveMaximum ?? 65_535)
-            clientMaximumPacketSize = connect.properties.maximumPacketSize.map { Int($0) } ?? Int.max
+            clientReceiveMaximum = connect.properties.receiveMaximum ?? 65_535
+            clientMaximumPacketSize = connect.properties.maximumPacketSize ?? UInt32.max
             clientTopicAliasMaximum = connect.properties.topicAliasMaximum ?? 0
             connack.properties.receiveMaximum = UInt16(clamping: config.maxInflight)
             connack.properties.maximumPacketSize = UInt32(clamping: config.maxPacketSize)
@@ -256,7 +257,7 @@ extension ClientConnection {
                     ctx.publishWill(of: session)
                 } else {
                     session.willTimer = loop.schedule(afterMilliseconds: UInt64(delay) * 1000) { [ctx] in
-                        session.willTimer = nil
+                        session.willTimer = .none
                         ctx.publishWill(of: session)
                     }
                 }
@@ -270,7 +271,7 @@ extension ClientConnection {
             ctx.endSession(session)
         } else if session.expiryInterval != UInt32.max {
             session.expiryTimer = loop.schedule(afterMilliseconds: UInt64(session.expiryInterval) * 1000) { [ctx] in
-                session.expiryTimer = nil
+                session.expiryTimer = .none
                 if session.will != nil { ctx.publishWill(of: session) }
                 ctx.endSession(session)
             }

@@ -25,13 +25,13 @@ extension ClientConnection {
                 return
             }
             if topic.isEmpty {
-                guard let known = inboundAliases[alias] else {
+                guard let known = extras?.inboundAliases[alias] else {
                     disconnect(reason: .protocolError, "topic alias \(alias) has no topic yet")
                     return
                 }
                 topic = known
             } else {
-                inboundAliases[alias] = topic.compacted
+                more.inboundAliases[alias] = topic.compacted
             }
         }
         if topic.count > config.maxTopicLength || Self.levelCount(topic) > config.maxTopicLevels {
@@ -44,7 +44,7 @@ extension ClientConnection {
                 sendPacket(.pubrec(AckPacket(packetID: p.packetID)))
                 return
             }
-            if session.incomingQoS2.count + pendingAcks >= config.maxInflight {
+            if session.incomingQoS2.count + (extras?.pendingAcks ?? 0) >= config.maxInflight {
                 disconnect(reason: .receiveMaximumExceeded, "more unacknowledged QoS 1/2 messages than the receive maximum")
                 return
             }
@@ -92,9 +92,9 @@ extension ClientConnection {
         // A plugin acts first (e.g. stores the message); route and ack when it is
         // done, strictly in the order the PUBLISHes arrived, whatever order the
         // plugins answer in ([MQTT-4.6.0-2]: acks in the order of the PUBLISHes).
-        pendingAcks += 1
+        more.pendingAcks += 1
         let entry = PendingAck(packet: PublishPacket(topic: topic, qos: p.qos, packetID: p.packetID), message: message)
-        ackQueue.append(entry)
+        more.ackQueue.append(entry)
         runBeforeAck(message, info: info, plugins: ackers[...]) { [self] verdict in
             entry.verdict = verdict
             releaseAcks()
@@ -103,9 +103,10 @@ extension ClientConnection {
 
     /// Routes and acknowledges the finished PUBLISHes at the head of the queue.
     private func releaseAcks() {
-        while let head = ackQueue.first, let verdict = head.verdict {
-            ackQueue.removeFirst()
-            pendingAcks -= 1
+        guard let extras else { return }
+        while let head = extras.ackQueue.first, let verdict = head.verdict {
+            extras.ackQueue.removeFirst()
+            extras.pendingAcks -= 1
             if session == nil || session!.ended { continue }
             if verdict.isFailure {
                 acknowledge(head.packet, verdict)

@@ -1,6 +1,12 @@
 import MQTT
 import Reactor
 
+/// The handler of one of the broker's internal clients (a plugin subscribing).
+final class InternalClient {
+    let handler: (Message) -> Void
+    init(handler: @escaping (Message) -> Void) { self.handler = handler }
+}
+
 /// A message waiting for its turn (window full, or the client offline).
 struct QueuedDelivery {
     let message: Message
@@ -22,42 +28,47 @@ struct InflightDelivery {
 /// The state MQTT keeps for a client id, connected or not. Owned by the loop that
 /// the client id hashes to: every connection for this id is moved to that loop.
 final class Session {
+    // Field order keeps the object small: words first, small numbers packed last.
     let clientID: String
     unowned(unsafe) let home: BrokerLoop
     /// The connection now attached, if any.
     var connection: ClientConnection?
-    var version: ProtocolVersion = .v3_1_1
     var username: String?
     /// Subscriptions by the filter as the client sent it.
     var subscriptions: [ByteString: SubscriptionEntry] = [:]
-    /// Seconds the session outlives its connection; `UInt32.max` means forever.
-    var expiryInterval: UInt32 = 0
-    var expiryTimer: TimerID?
-    /// Set once the session has ended; late deliveries to it are ignored.
-    var ended = false
-    /// For the broker's internal clients: called with each message instead of a socket.
-    var internalHandler: ((Message) -> Void)?
 
     // Outbound QoS 1/2.
-    private var nextPacketID: UInt16 = 1
     private(set) var inflight: [UInt16: InflightDelivery] = [:]
     private var inflightOrder: [UInt16] = []
-    private var inflightOrderHead = 0
     private(set) var queue: [QueuedDelivery] = []
-    private var queueHead = 0
     private(set) var queuedBytes = 0
 
     // Inbound QoS 2: ids received (PUBREC sent) and not yet released.
     var incomingQoS2: Set<UInt16> = []
 
-    // Will.
     var will: Message?
-    var willDelay: UInt32 = 0
-    var willTimer: TimerID?
-
+    var expiryTimer = TimerID.none
+    var willTimer = TimerID.none
+    /// For the broker's internal clients: messages go to a handler, not a socket.
+    var internalClient: InternalClient?
     // Routing scratch: de-duplicates overlapping subscriptions within one route pass.
     @exclusivity(unchecked) var routeStamp: UInt64 = 0
-    @exclusivity(unchecked) var routeSlot = 0
+    @exclusivity(unchecked) var routeSlot: Int32 = 0
+
+    private var inflightOrderHead: Int32 = 0
+    private var queueHeadIndex32: Int32 = 0
+    /// Seconds the session outlives its connection; `UInt32.max` means forever.
+    var expiryInterval: UInt32 = 0
+    var willDelay: UInt32 = 0
+    private var nextPacketID: UInt16 = 1
+    var version: ProtocolVersion = .v3_1_1
+    /// Set once the session has ended; late deliveries to it are ignored.
+    var ended = false
+
+    private var queueHead: Int {
+        get { Int(queueHeadIndex32) }
+        set { queueHeadIndex32 = Int32(newValue) }
+    }
 
     init(clientID: String, home: BrokerLoop) {
         self.clientID = clientID
@@ -93,13 +104,13 @@ final class Session {
             inflightOrder.removeAll(keepingCapacity: true)
             inflightOrderHead = 0
         } else {
-            while inflightOrderHead < inflightOrder.count && inflight[inflightOrder[inflightOrderHead]] == nil {
-                inflightOrderHead += 1
+            var head = Int(inflightOrderHead)
+            while head < inflightOrder.count && inflight[inflightOrder[head]] == nil { head += 1 }
+            if head > 1024 && head * 2 > inflightOrder.count {
+                inflightOrder.removeFirst(head)
+                head = 0
             }
-            if inflightOrderHead > 1024 && inflightOrderHead * 2 > inflightOrder.count {
-                inflightOrder.removeFirst(inflightOrderHead)
-                inflightOrderHead = 0
-            }
+            inflightOrderHead = Int32(head)
         }
         return removed
     }
@@ -114,7 +125,7 @@ final class Session {
     var inflightInOrder: [(UInt16, InflightDelivery)] {
         var out: [(UInt16, InflightDelivery)] = []
         var seen = Set<UInt16>()
-        for i in inflightOrderHead..<inflightOrder.count {
+        for i in Int(inflightOrderHead)..<inflightOrder.count {
             let id = inflightOrder[i]
             if let d = inflight[id], !seen.contains(id) {
                 // An id reused after its first use appears twice; the later entry is current.

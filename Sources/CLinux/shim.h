@@ -11,6 +11,7 @@
 #include <netinet/tcp.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <malloc.h>
 
 #ifndef __USE_GNU
 // Glibc declares these only with _GNU_SOURCE, which the Clang importer does not set.

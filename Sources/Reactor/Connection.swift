@@ -5,18 +5,16 @@ import Glibc
 /// and hands it to `received`, buffers what is sent and writes it once per loop
 /// turn (one system call for everything queued during the turn).
 open class Connection: EventHandler {
-    public let fd: Int32
+    // Field order keeps the object small: an idle connection costs what is here.
     /// A loop outlives the connections registered with it.
     public unowned(unsafe) let loop: EventLoop
-    public let peer: SocketAddress?
     @exclusivity(unchecked) private var outBuffer: [UInt8] = []
     @exclusivity(unchecked) private var outOffset = 0
+    public let peer: SocketAddress?
+    public let fd: Int32
     @exclusivity(unchecked) private var flushScheduled = false
     private var pollingWrites = false
     public private(set) var isClosed = false
-    /// Bytes written to and read from the socket.
-    @exclusivity(unchecked) public private(set) var bytesSent = 0
-    @exclusivity(unchecked) public private(set) var bytesReceived = 0
 
     public init(fd: Int32, loop: EventLoop, peer: SocketAddress?) {
         self.fd = fd
@@ -53,7 +51,6 @@ open class Connection: EventHandler {
             if isClosed { return }
             let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
             if n > 0 {
-                bytesReceived += n
                 received(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
                 if n < buffer.count { return }
             } else if n == 0 {
@@ -120,7 +117,6 @@ open class Connection: EventHandler {
             }
             if n > 0 {
                 outOffset += n
-                bytesSent += n
             } else if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
                 if !pollingWrites {
                     pollingWrites = true

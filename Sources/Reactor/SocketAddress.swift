@@ -4,11 +4,21 @@ import Glibc
 /// An IPv4 or IPv6 address and port, parsed from `HOST:PORT` or `[V6]:PORT`.
 public struct SocketAddress: Sendable, CustomStringConvertible, Equatable {
     enum Family { case v4(in_addr), v6(in6_addr) }
-    public let host: String
-    public let port: UInt16
+    // Kept compact (it is stored with every connection): the text form is made on demand.
     let family: Family
+    public let port: UInt16
 
     public static func == (a: SocketAddress, b: SocketAddress) -> Bool { a.host == b.host && a.port == b.port }
+
+    /// The address as text (`127.0.0.1`, `::1`).
+    public var host: String {
+        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        switch family {
+        case .v4(var a): inet_ntop(AF_INET, &a, &buffer, socklen_t(buffer.count))
+        case .v6(var a): inet_ntop(AF_INET6, &a, &buffer, socklen_t(buffer.count))
+        }
+        return String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
 
     /// Parses `127.0.0.1:1883`, `localhost:1883`, `[::1]:1883`, `0.0.0.0:1883`.
     public init(parsing text: String) throws(AddressError) {
@@ -31,7 +41,6 @@ public struct SocketAddress: Sendable, CustomStringConvertible, Equatable {
     }
 
     public init(host: String, port: UInt16) throws(AddressError) {
-        self.host = host
         self.port = port
         var v4 = in_addr()
         var v6 = in6_addr()
@@ -76,25 +85,25 @@ public struct SocketAddress: Sendable, CustomStringConvertible, Equatable {
         }
     }
 
-    /// The address a `sockaddr_storage` holds.
+    init(family: Family, port: UInt16) {
+        self.family = family
+        self.port = port
+    }
+
+    /// The address a `sockaddr_storage` holds (no text conversion: accept stays cheap).
     static func from(_ storage: sockaddr_storage) -> SocketAddress? {
         var storage = storage
-        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
         switch Int32(storage.ss_family) {
         case AF_INET:
             return withUnsafePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { p -> SocketAddress? in
-                    var addr = p.pointee.sin_addr
-                    inet_ntop(AF_INET, &addr, &buffer, socklen_t(buffer.count))
-                    return try? SocketAddress(host: String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self), port: UInt16(bigEndian: p.pointee.sin_port))
+                $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
+                    SocketAddress(family: .v4($0.pointee.sin_addr), port: UInt16(bigEndian: $0.pointee.sin_port))
                 }
             }
         case AF_INET6:
             return withUnsafePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { p -> SocketAddress? in
-                    var addr = p.pointee.sin6_addr
-                    inet_ntop(AF_INET6, &addr, &buffer, socklen_t(buffer.count))
-                    return try? SocketAddress(host: String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self), port: UInt16(bigEndian: p.pointee.sin6_port))
+                $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) {
+                    SocketAddress(family: .v6($0.pointee.sin6_addr), port: UInt16(bigEndian: $0.pointee.sin6_port))
                 }
             }
         default:

@@ -1,6 +1,8 @@
 /// Identifies a scheduled timer so that it can be cancelled.
 public struct TimerID: Hashable, Sendable {
     let value: UInt64
+    /// No timer: cancelling it does nothing.
+    public static let none = TimerID(value: 0)
 }
 
 /// Timers of one event loop: a binary min-heap of deadlines. Cancelling removes the
@@ -24,7 +26,7 @@ struct TimerHeap {
     }
 
     mutating func cancel(_ timer: TimerID) {
-        callbacks[timer.value] = nil
+        if timer.value != 0 { callbacks[timer.value] = nil }
     }
 
     mutating func millisecondsUntilNext(now: UInt64) -> UInt64? {
