@@ -39,7 +39,8 @@ LISTEN_RE = re.compile(r"event=listener\.open address=127\.0\.0\.1:(\d+) protoco
 class Broker:
     """One `parley serve` process. Killed by its own PID, never by name."""
 
-    def __init__(self, config_text=None, loops=2, name="broker"):
+    def __init__(self, config_text=None, loops=2, name="broker", on_listen=None):
+        self.on_listen = on_listen  # called on the stderr reader thread as soon as the port is logged
         self.config_text = config_text
         self.loops = loops
         self.name = name
@@ -49,6 +50,7 @@ class Broker:
         self._lines_lock = threading.Lock()
         self.tmp = tempfile.mkdtemp(prefix="parley-interop-")
         self.returncode = None
+        self.stopped_by_test = False
 
     def start(self):
         if not os.access(BIN, os.X_OK):
@@ -73,6 +75,8 @@ class Broker:
                 m = LISTEN_RE.search(line)
                 if m and self.port is None:
                     self.port = int(m.group(1))
+                    if self.on_listen:
+                        self.on_listen(self)
                     port_found.set()
 
         self._reader = threading.Thread(target=reader, daemon=True)
@@ -94,6 +98,7 @@ class Broker:
         """SIGTERM by PID and wait; returns the exit code (None if it had to be killed)."""
         if self.proc is None:
             return None
+        self.stopped_by_test = True
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -149,7 +154,7 @@ def _probe(b):
 def _check_alive(b):
     if b.proc is not None and b.proc.poll() is None:
         _probe(b)
-    if b.proc is not None and b.proc.poll() is not None and b.returncode is None:
+    if b.proc is not None and b.proc.poll() is not None and not b.stopped_by_test:
         return ("broker process died during the test (exit %s):\n" % b.proc.returncode
                 + "\n".join(l for l in b.log() if "Fatal error" in l or "Program crashed" in l
                             or " at /work/" in l or "level=error" in l)[-3000:])
@@ -172,8 +177,8 @@ def broker():
 def start_broker():
     started = []
 
-    def start(config_text=None, loops=2):
-        b = Broker(config_text, loops=loops).start()
+    def start(config_text=None, loops=2, on_listen=None):
+        b = Broker(config_text, loops=loops, on_listen=on_listen).start()
         started.append(b)
         return b
 

@@ -1,6 +1,7 @@
 """SIGTERM: v5 clients get DISCONNECT 0x8B (server shutting down), the process
 exits 0 (SPEC 7: SIGTERM drains and shuts down cleanly)."""
 
+import signal
 import time
 
 import raw as r
@@ -28,11 +29,16 @@ def test_sigterm_v5_clients_get_disconnect_0x8b_and_process_exits_0(start_broker
 
 
 def test_sigterm_right_after_listener_open_exits_0(start_broker):
-    """SPEC 7: SIGTERM drains and exits 0, also when it comes as soon as the port is open."""
-    b = start_broker()
-    t0 = time.monotonic()
-    assert b.terminate(timeout=5) == 0
-    assert time.monotonic() - t0 < 3
+    """SPEC 7: SIGTERM drains and exits 0, also when it comes as soon as the port is open.
+    A race by nature, so it is tried several times."""
+    results = []
+    for _ in range(8):
+        b = start_broker(on_listen=lambda b: b.proc.send_signal(signal.SIGTERM))
+        t0 = time.monotonic()
+        code = b.terminate(timeout=3)
+        results.append(code if code is not None else "hung (no exit 3 s after SIGTERM)")
+        assert time.monotonic() - t0 < 4
+    assert results == [0] * 8, f"exit codes after an early SIGTERM: {results}"
 
 
 def test_sigterm_with_connected_v311_client_holding_a_will_exits_0(start_broker, paho, topic):
