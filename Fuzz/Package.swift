@@ -1,0 +1,27 @@
+// swift-tools-version:6.0
+// libFuzzer harnesses for the MQTT codec. A separate package so that the root
+// package never builds with the fuzzer runtime. The seed generator is the
+// package in SeedGen/ (it has a main, which the fuzzer runtime also defines).
+// See README.md.
+import PackageDescription
+
+let package = Package(
+    name: "ParleyFuzz",
+    dependencies: [
+        .package(name: "parley", path: ".."),
+    ],
+    targets: [
+        // (a) FrameDecoder over a chunked byte stream, every frame through Packet.decode.
+        .executableTarget(
+            name: "fuzz-frame", dependencies: [.product(name: "MQTT", package: "parley")],
+            path: "Sources/FuzzFrame"),
+        // (b) decode -> encode -> decode must give an equal packet and stable bytes.
+        .executableTarget(
+            name: "fuzz-roundtrip", dependencies: [.product(name: "MQTT", package: "parley")],
+            path: "Sources/FuzzRoundTrip"),
+        // (c) topic names, topic filters, matching and UTF-8 validation.
+        .executableTarget(
+            name: "fuzz-topic", dependencies: [.product(name: "MQTT", package: "parley")],
+            path: "Sources/FuzzTopic"),
+    ]
+)
