@@ -10,6 +10,8 @@ let package = Package(
     products: [
         .executable(name: "parley", targets: ["parley"]),
         .library(name: "MQTT", targets: ["MQTT"]),
+        // For the fuzz package (config file parser) and embedding.
+        .library(name: "Broker", targets: ["Broker"]),
     ],
     targets: [
         // System shims: Linux syscalls that Glibc does not expose, OpenSSL, SQLite.
@@ -28,7 +30,7 @@ let package = Package(
         // Loop-confined classes and cross-thread hand-offs are checked by design
         // (one owning loop per object), which Swift 6's Sendable model cannot
         // express without @unchecked everywhere: these targets use Swift 5 mode.
-        .target(name: "Reactor", dependencies: ["CLinux"], swiftSettings: swift5),
+        .target(name: "Reactor", dependencies: ["CLinux", "COpenSSL"], swiftSettings: swift5),
 
         // Sessions, topic index, routing, QoS, retained messages, wills, limits,
         // $SYS, and the plugin protocol.

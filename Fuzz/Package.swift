@@ -19,6 +19,10 @@ let package = Package(
         .executableTarget(
             name: "fuzz-roundtrip", dependencies: [.product(name: "MQTT", package: "parley")],
             path: "Sources/FuzzRoundTrip"),
+        // (d) the configuration file: any text must give a config or a ConfigError.
+        .executableTarget(
+            name: "fuzz-config", dependencies: [.product(name: "Broker", package: "parley")],
+            path: "Sources/FuzzConfig"),
         // (c) topic names, topic filters, matching and UTF-8 validation.
         .executableTarget(
             name: "fuzz-topic", dependencies: [.product(name: "MQTT", package: "parley")],

@@ -23,6 +23,9 @@ public final class Broker: BrokerServices, @unchecked Sendable {
     private let nextToken = Atomic<Int>(1)
     /// The addresses actually bound (port 0 resolved).
     public private(set) var boundAddresses: [SocketAddress] = []
+    public private(set) var boundTLSAddresses: [SocketAddress] = []
+    /// The TLS context of the TLS listeners; SIGHUP may replace it.
+    public private(set) var tlsContext: TLSContextHolder?
     private let stopped = Atomic<Bool>(false)
 
     public init(config: BrokerConfig, plugins: [BrokerPlugin] = []) {
@@ -55,6 +58,12 @@ public final class Broker: BrokerServices, @unchecked Sendable {
             let loop = try EventLoop(index: i, name: "parley-loop-\(i)")
             loops.append(BrokerLoop(loop: loop, broker: self, loopCount: count))
         }
+        if !config.mqttsListeners.isEmpty {
+            guard let settings = config.tls else {
+                throw TLSError("TLS listeners need a certificate and a key (tls_cert, tls_key or --cert, --key)")
+            }
+            tlsContext = TLSContextHolder(try TLSContext(settings))
+        }
         for plugin in plugins { try plugin.start(self) }
         for address in config.mqttListeners {
             // One socket, watched by every loop; the kernel wakes one loop per
@@ -66,10 +75,23 @@ public final class Broker: BrokerServices, @unchecked Sendable {
             boundAddresses.append(bound)
             for ctx in loops {
                 listeners.append(try Listener(fd: fd, loop: ctx.loop, exclusive: true) { [unowned self] client, peer in
-                    self.accepted(client, peer: peer, on: ctx)
+                    self.accepted(client, peer: peer, on: ctx, tls: nil)
                 })
             }
             Log.info("listener.open", ["address": bound, "protocol": "mqtt", "loops": count])
+        }
+        for address in config.mqttsListeners {
+            let fd = try Sockets.listen(address, reusePort: false)
+            listeningSockets.append(fd)
+            guard let bound = Sockets.localAddress(fd) else { throw SystemError("getsockname") }
+            boundTLSAddresses.append(bound)
+            let holder = tlsContext!
+            for ctx in loops {
+                listeners.append(try Listener(fd: fd, loop: ctx.loop, exclusive: true) { [unowned self] client, peer in
+                    self.accepted(client, peer: peer, on: ctx, tls: holder)
+                })
+            }
+            Log.info("listener.open", ["address": bound, "protocol": "mqtts", "loops": count])
         }
         for ctx in loops {
             ctx.loop.start()
@@ -92,10 +114,14 @@ public final class Broker: BrokerServices, @unchecked Sendable {
         }
     }
 
-    private func accepted(_ fd: Int32, peer: SocketAddress?, on ctx: BrokerLoop) {
+    private func accepted(_ fd: Int32, peer: SocketAddress?, on ctx: BrokerLoop, tls: TLSContextHolder?) {
         let count = connectionCount.add(1, ordering: .relaxed).newValue
         ctx.stats.connectionsAccepted += 1
         let conn = ClientConnection(fd: fd, ctx: ctx, peer: peer)
+        if let tls, !conn.startTLS(tls.context) {
+            conn.closeNow()
+            return
+        }
         if count > config.maxConnections + 16 {
             // Far over the limit: close at once rather than spend a CONNACK on it.
             conn.closeNow()

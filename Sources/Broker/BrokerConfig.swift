@@ -6,6 +6,12 @@ import Reactor
 public struct BrokerConfig: Sendable {
     /// Plain MQTT over TCP listeners.
     public var mqttListeners: [SocketAddress] = [try! SocketAddress(parsing: "127.0.0.1:1883")]
+    /// MQTT over TLS listeners (they share `tls`).
+    public var mqttsListeners: [SocketAddress] = []
+    /// Certificate, key and client-certificate policy of the TLS listeners.
+    public var tls: TLSSettings?
+    /// Use the verified client certificate's common name as the user name.
+    public var useIdentityAsUsername = false
     /// Event loops (threads); 0 means one per core.
     public var loops = 0
     /// Largest packet accepted from a client, fixed header included.

@@ -59,8 +59,8 @@ final class ClientConnection: Connection {
     var sendWindow: Int { min(Int(clientReceiveMaximum), ctx.config.maxInflight) }
 
     var clientInfo: ClientInfo {
-        ClientInfo(clientID: clientID, username: username, peer: peer, protocolVersion: version, tlsIdentity: nil,
-                   isInternal: false)
+        ClientInfo(clientID: clientID, username: username, peer: peer, protocolVersion: version,
+                   tlsIdentity: tls?.peerCommonName, isInternal: false)
     }
 
     // MARK: Input
@@ -245,6 +245,10 @@ final class ClientConnection: Connection {
     }
 
     override func didClose(_ reason: CloseReason) {
+        if case .error(let e) = reason {
+            Log.info("client.closed", ["client": clientID.isEmpty ? "-" : clientID,
+                                       "peer": peer.map { "\($0)" } ?? "-", "tls": tls != nil, "error": e])
+        }
         ctx.clients[ObjectIdentifier(self)] = nil
         ctx.broker.connectionCount.subtract(1, ordering: .relaxed)
         guard let session, session.connection === self else { return }

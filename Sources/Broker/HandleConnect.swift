@@ -9,6 +9,7 @@ struct ConnectHandoff {
     let username: String?
     let decoder: FrameDecoder
     let acceptedAt: UInt64
+    let tls: TLSStream?
 }
 
 extension ClientConnection {
@@ -57,9 +58,17 @@ extension ClientConnection {
         self.clientID = clientID
         state = .authenticating
         paused = true
+        let identity = tls?.peerCommonName
+        if ctx.config.useIdentityAsUsername && identity == nil {
+            sendConnack(.notAuthorized, "a client certificate is required")
+            closeNow()
+            return
+        }
+        // With use_identity_as_username the certificate speaks for the client.
+        let claimedName = ctx.config.useIdentityAsUsername ? identity : connect.username
         let request = ConnectRequest(
-            clientID: clientID, username: connect.username, password: connect.password.map { Array($0) }, peer: peer,
-            tlsIdentity: nil, protocolVersion: version)
+            clientID: clientID, username: claimedName, password: connect.password.map { Array($0) }, peer: peer,
+            tlsIdentity: identity, protocolVersion: version)
         authenticate(request, plugins: ctx.broker.plugins(providing: .authenticate)[...]) { [self] decision in
             switch decision {
             case .deny(let reason):
@@ -67,9 +76,11 @@ extension ClientConnection {
                 sendConnack(reason, "not authorized")
                 closeNow()
             case .allow(let name):
-                accept(connect, clientID: clientID, assigned: assigned, username: name ?? connect.username)
+                accept(connect, clientID: clientID, assigned: assigned, username: name ?? claimedName)
             case .abstain:
-                if ctx.config.allowAnonymous || connect.username != nil {
+                if ctx.config.useIdentityAsUsername {
+                    accept(connect, clientID: clientID, assigned: assigned, username: claimedName)
+                } else if ctx.config.allowAnonymous || connect.username != nil {
                     accept(connect, clientID: clientID, assigned: assigned, username: connect.username)
                 } else {
                     sendConnack(.notAuthorized, "anonymous connections are off")
@@ -108,7 +119,7 @@ extension ClientConnection {
             return
         }
         let handoff = ConnectHandoff(connect: connect, clientID: clientID, assignedID: assigned, username: username,
-                                     decoder: decoder, acceptedAt: acceptedAt)
+                                     decoder: decoder, acceptedAt: acceptedAt, tls: tls)
         let fd = self.fd
         let peer = self.peer
         detachFromLoop()
@@ -122,6 +133,7 @@ extension ClientConnection {
     /// On the home loop: take over the socket and finish CONNECT.
     private func adopt(_ handoff: ConnectHandoff) {
         decoder = handoff.decoder
+        adoptTLS(handoff.tls)
         version = handoff.connect.version
         problemInformation = handoff.connect.properties.requestProblemInformation ?? true
         clientID = handoff.clientID

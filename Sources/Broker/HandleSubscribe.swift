@@ -12,7 +12,9 @@ extension ClientConnection {
         var codes: [ReasonCode] = []
         var retainedToSend: [(Message, QoS, [UInt32])] = []
         for sub in packet.subscriptions {
-            guard let parsed = try? TopicRules.parseFilter(sub.topicFilter.bytes, version: version) else {
+            // Shared subscriptions are a 5.0 feature, offered to 3.x clients too (as
+            // most brokers do): `$share/<group>/<filter>` is parsed the 5.0 way for all.
+            guard let parsed = try? TopicRules.parseFilter(sub.topicFilter.bytes, version: .v5) else {
                 codes.append(.topicFilterInvalid)
                 continue
             }

@@ -19,6 +19,8 @@ public struct ServerConfig: Sendable {
     public mutating func apply(_ file: ConfigFile) throws(ConfigError) {
         source = file.path
         var listenersSet = false
+        var tlsListenersSet = false
+        var tlsLine = 0
         for e in file.entries {
             func fail(_ reason: String) -> ConfigError { ConfigError(file: file.path, line: e.line, reason: reason) }
             func int(_ range: ClosedRange<Int>) throws(ConfigError) -> Int {
@@ -55,6 +57,29 @@ public struct ServerConfig: Sendable {
                 } catch {
                     throw fail("\(error)")
                 }
+            case "listen_tls":
+                do {
+                    let address = try SocketAddress(parsing: e.value)
+                    if !tlsListenersSet {
+                        broker.mqttsListeners = []
+                        tlsListenersSet = true
+                    }
+                    broker.mqttsListeners.append(address)
+                    if tlsLine == 0 { tlsLine = e.line }
+                } catch {
+                    throw fail("\(error)")
+                }
+            case "tls_cert": tlsCertificate = e.value
+            case "tls_key": tlsKey = e.value
+            case "tls_ca": tlsCA = e.value
+            case "tls_require_client_certificate": tlsRequireClientCertificate = try bool()
+            case "tls_use_identity_as_username": broker.useIdentityAsUsername = try bool()
+            case "tls_min_version":
+                guard e.value == "1.2" || e.value == "1.3" else { throw fail("tls_min_version must be 1.2 or 1.3") }
+                tlsMinimumVersion = e.value
+            case "tls_ciphers":
+                if e.value.isEmpty { throw fail("tls_ciphers must not be empty") }
+                tlsCiphers = e.value
             case "loops": broker.loops = try int(0...256)
             case "data_dir":
                 if e.value.isEmpty { throw fail("data_dir must not be empty") }
@@ -101,5 +126,41 @@ public struct ServerConfig: Sendable {
                 throw fail("unknown setting '\(e.key)'")
             }
         }
+        do {
+            try finishTLS()
+        } catch {
+            throw ConfigError(file: file.path, line: tlsLine, reason: error.description)
+        }
+    }
+
+    // TLS settings are gathered from several keys and checked together.
+    public var tlsCertificate: String?
+    public var tlsKey: String?
+    public var tlsCA: String?
+    public var tlsRequireClientCertificate = false
+    public var tlsMinimumVersion = "1.2"
+    public var tlsCiphers: String?
+
+    /// Builds `broker.tls` from the tls_* settings and checks they fit together.
+    public mutating func finishTLS() throws(TLSError) {
+        if tlsCertificate == nil && tlsKey == nil {
+            if !broker.mqttsListeners.isEmpty {
+                throw TLSError("TLS listeners need a certificate and a key (tls_cert and tls_key, or --cert and --key)")
+            }
+            broker.tls = nil
+            return
+        }
+        guard let cert = tlsCertificate, let key = tlsKey else {
+            throw TLSError("tls_cert and tls_key go together")
+        }
+        var settings = TLSSettings(certificateChain: cert, privateKey: key)
+        settings.clientCA = tlsCA
+        settings.requireClientCertificate = tlsRequireClientCertificate || broker.useIdentityAsUsername
+        settings.minimumVersion = tlsMinimumVersion
+        if let tlsCiphers { settings.ciphers = tlsCiphers }
+        if settings.requireClientCertificate && tlsCA == nil {
+            throw TLSError("client certificates (tls_require_client_certificate or tls_use_identity_as_username) need tls_ca")
+        }
+        broker.tls = settings
     }
 }

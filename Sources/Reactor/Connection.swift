@@ -11,6 +11,8 @@ open class Connection: EventHandler {
     @exclusivity(unchecked) private var outBuffer: [UInt8] = []
     @exclusivity(unchecked) private var outOffset = 0
     public let peer: SocketAddress?
+    /// TLS state for connections on a TLS listener.
+    public private(set) var tls: TLSStream?
     public let fd: Int32
     @exclusivity(unchecked) private var flushScheduled = false
     private var pollingWrites = false
@@ -20,6 +22,23 @@ open class Connection: EventHandler {
         self.fd = fd
         self.loop = loop
         self.peer = peer
+    }
+
+    /// Makes this a server-side TLS connection (before `activate`).
+    public func startTLS(_ context: TLSContext, asClient: Bool = false) -> Bool {
+        guard let stream = TLSStream(context: context, fd: fd, client: asClient) else { return false }
+        tls = stream
+        return true
+    }
+
+    /// For the client side: sends the first handshake record (after `activate`).
+    public func beginTLSHandshake() {
+        if let tls, !tls.handshakeDone { continueHandshake(tls) }
+    }
+
+    /// Continues an existing TLS session (a connection moved to another loop).
+    public func adoptTLS(_ stream: TLSStream?) {
+        tls = stream
     }
 
     /// Starts reading. Call on the loop's thread.
@@ -38,13 +57,69 @@ open class Connection: EventHandler {
     public var pendingOutput: Int { outBuffer.count - outOffset }
 
     public func handleEvent(_ events: UInt32) {
+        if let tls, !tls.handshakeDone {
+            continueHandshake(tls)
+            if !tls.handshakeDone || isClosed { return }
+        }
         if events & EPOLLOUT.rawValue != 0 { flush() }
         if events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 {
             readAvailable()
         }
     }
 
+    private func continueHandshake(_ tls: TLSStream) {
+        switch tls.handshake() {
+        case .done:
+            setPollingWrites(false)
+            tlsHandshakeCompleted()
+            // Application data may have come with the last handshake record.
+            if !isClosed { readAvailable() }
+            if !isClosed && pendingOutput > 0 { flush() }
+        case .wantRead:
+            setPollingWrites(false)
+        case .wantWrite:
+            setPollingWrites(true)
+        case .closed:
+            close(reason: .peerClosed)
+        case .failed(let why):
+            close(reason: .error(SystemError(why, code: 0)))
+        }
+    }
+
+    private func setPollingWrites(_ on: Bool) {
+        if pollingWrites == on { return }
+        pollingWrites = on
+        loop.modify(fd, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue | (on ? EPOLLOUT.rawValue : 0))
+    }
+
+    private func readTLS(_ tls: TLSStream) {
+        let buffer = loop.readBuffer
+        // Read until OpenSSL wants more from the socket: records it has already
+        // decrypted would not make epoll report the socket again.
+        while !isClosed {
+            switch tls.read(buffer) {
+            case .done(let n):
+                received(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            case .wantRead:
+                return
+            case .wantWrite:
+                setPollingWrites(true)
+                return
+            case .closed:
+                close(reason: .peerClosed)
+                return
+            case .failed(let why):
+                close(reason: .error(SystemError(why, code: 0)))
+                return
+            }
+        }
+    }
+
     private func readAvailable() {
+        if let tls {
+            readTLS(tls)
+            return
+        }
         let buffer = loop.readBuffer
         // Level-triggered: one full buffer per turn is fair; the rest is reported again.
         for _ in 0..<4 {
@@ -111,6 +186,11 @@ open class Connection: EventHandler {
     /// Writes what is queued now.
     public func flush() {
         if isClosed { return }
+        if let tls {
+            if !tls.handshakeDone { return }
+            flushTLS(tls)
+            return
+        }
         while outOffset < outBuffer.count {
             let n = outBuffer.withUnsafeBytes { p in
                 Glibc.write(fd, p.baseAddress! + outOffset, p.count - outOffset)
@@ -140,6 +220,29 @@ open class Connection: EventHandler {
         writeDrained()
     }
 
+    private func flushTLS(_ tls: TLSStream) {
+        while outOffset < outBuffer.count {
+            let result = outBuffer.withUnsafeBytes { p in tls.write(p.baseAddress! + outOffset, p.count - outOffset) }
+            switch result {
+            case .done(let n):
+                outOffset += n
+            case .wantWrite, .wantRead:
+                setPollingWrites(true)
+                return
+            case .closed:
+                close(reason: .peerClosed)
+                return
+            case .failed(let why):
+                close(reason: .error(SystemError(why, code: 0)))
+                return
+            }
+        }
+        if outBuffer.capacity > 16_384 { outBuffer = [] } else { outBuffer.removeAll(keepingCapacity: true) }
+        outOffset = 0
+        setPollingWrites(false)
+        writeDrained()
+    }
+
     /// Releases the output buffer of an idle connection.
     public func releaseIdleBuffers() {
         if outOffset == outBuffer.count { outBuffer = []; outOffset = 0 }
@@ -159,6 +262,7 @@ open class Connection: EventHandler {
         if case .local = reason, pendingOutput > 0 { flush() }
         isClosed = true
         loop.unregister(fd)
+        if case .local = reason { tls?.shutdown() }
         Glibc.close(fd)
         didClose(reason)
     }
@@ -171,4 +275,6 @@ open class Connection: EventHandler {
     open func didClose(_ reason: CloseReason) {}
     /// Everything queued has been written.
     open func writeDrained() {}
+    /// The TLS handshake finished (`tls.peerCommonName` is known from here on).
+    open func tlsHandshakeCompleted() {}
 }

@@ -225,5 +225,5 @@ public struct SystemError: Error, CustomStringConvertible, Sendable {
         self.call = call
         self.code = code
     }
-    public var description: String { "\(call): \(String(cString: strerror(code)))" }
+    public var description: String { code == 0 ? call : "\(call): \(String(cString: strerror(code)))" }
 }

@@ -9,7 +9,8 @@ let usage = """
     usage: parley <command> [options]
 
     commands:
-      serve [--config FILE] [--mqtt HOST:PORT]... [--data DIR] [--loops N]
+      serve [--config FILE] [--mqtt HOST:PORT]... [--mqtts HOST:PORT]...
+            [--cert FILE] [--key FILE] [--data DIR] [--loops N]
                               run the broker (built-in defaults without a file:
                               MQTT on 127.0.0.1:1883); options win over the file
       check-config [--config FILE] [same options as serve]

@@ -7,6 +7,9 @@ import Reactor
 struct ServeOptions {
     var configPath: String?
     var mqtt: [String] = []
+    var mqtts: [String] = []
+    var cert: String?
+    var key: String?
     var data: String?
     var loops: Int?
 
@@ -24,6 +27,18 @@ struct ServeOptions {
             case "--mqtt":
                 guard let v = value() else { return .failure(UsageError("--mqtt needs HOST:PORT")) }
                 o.mqtt.append(v)
+                i += 2
+            case "--mqtts":
+                guard let v = value() else { return .failure(UsageError("--mqtts needs HOST:PORT")) }
+                o.mqtts.append(v)
+                i += 2
+            case "--cert":
+                guard let v = value() else { return .failure(UsageError("--cert needs a PEM file")) }
+                o.cert = v
+                i += 2
+            case "--key":
+                guard let v = value() else { return .failure(UsageError("--key needs a PEM file")) }
+                o.key = v
                 i += 2
             case "--data":
                 guard let v = value() else { return .failure(UsageError("--data needs a directory")) }
@@ -58,6 +73,25 @@ struct ServeOptions {
                 }
             }
         }
+        if !mqtts.isEmpty {
+            config.broker.mqttsListeners = []
+            for m in mqtts {
+                do {
+                    config.broker.mqttsListeners.append(try SocketAddress(parsing: m))
+                } catch {
+                    throw ConfigError(file: "--mqtts", line: 0, reason: "\(error)")
+                }
+            }
+        }
+        if let cert { config.tlsCertificate = cert }
+        if let key { config.tlsKey = key }
+        if !mqtts.isEmpty || cert != nil || key != nil {
+            do {
+                try config.finishTLS()
+            } catch {
+                throw ConfigError(file: "--mqtts/--cert/--key", line: 0, reason: error.description)
+            }
+        }
         if let data { config.dataDirectory = data }
         if let loops { config.broker.loops = loops }
         return config
@@ -81,6 +115,7 @@ func runCheckConfig(_ args: [String]) -> Int32 {
     case .success(let options):
         do {
             let config = try options.load()
+            if let tls = config.broker.tls { _ = try TLSContext(tls) }
             print("configuration ok (\(config.source))")
             return 0
         } catch {
@@ -110,7 +145,7 @@ func runServe(_ args: [String]) -> Int32 {
     let broker = Broker(config: config.broker, plugins: [acl])
     // Signals are taken over before the listeners open, so that a SIGTERM that
     // arrives at any moment after start-up is a clean shutdown, never a kill.
-    let signals = SignalHandling(options: options, acl: acl)
+    let signals = SignalHandling(options: options, acl: acl, broker: broker)
     do {
         try broker.start()
     } catch {
@@ -119,7 +154,8 @@ func runServe(_ args: [String]) -> Int32 {
         return 1
     }
     Log.info("broker.started", ["version": BrokerInfo.version, "config": config.source,
-                                "mqtt": broker.boundAddresses.map { "\($0)" }.joined(separator: ",")])
+                                "mqtt": broker.boundAddresses.map { "\($0)" }.joined(separator: ","),
+                                "mqtts": broker.boundTLSAddresses.map { "\($0)" }.joined(separator: ",")])
     signals.waitForStop()
     broker.shutdown()
     return 0
@@ -132,7 +168,7 @@ final class SignalHandling {
     private var sources: [DispatchSourceSignal] = []
     private let queue = DispatchQueue(label: "parley.signals")
 
-    init(options: ServeOptions, acl: StaticACLPlugin) {
+    init(options: ServeOptions, acl: StaticACLPlugin, broker: Broker) {
         for s in [SIGTERM, SIGINT, SIGHUP] { signal(s, SIG_IGN) }
         for s in [SIGTERM, SIGINT] {
             let source = DispatchSource.makeSignalSource(signal: s, queue: queue)
@@ -149,6 +185,10 @@ final class SignalHandling {
                 let config = try options.load()
                 Log.level = config.logLevel
                 acl.replace(rules: config.aclRules, defaultAllow: config.aclDefaultAllow)
+                // New certificates apply to new connections; open ones keep theirs.
+                if let holder = broker.tlsContext, let settings = config.broker.tls {
+                    holder.replace(try TLSContext(settings))
+                }
                 Log.info("config.reloaded", ["config": config.source, "acl_rules": config.aclRules.count])
             } catch {
                 Log.error("config.reload_failed", ["error": error])
