@@ -79,11 +79,16 @@ final class BenchClient: Connection {
         super.init(fd: fd, loop: loop, peer: nil)
     }
 
-    func start() {
+    func start(tls: TLSContext?) {
+        if let tls, !startTLS(tls, asClient: true) {
+            fail("TLS setup failed")
+            return
+        }
         do { try activate() } catch {
             fail("register: \(error)")
             return
         }
+        beginTLSHandshake()
         let connect = ConnectPacket(version: options.version, clientID: clientID, cleanStart: true, keepAlive: 0)
         sendEncoding { out in try? Packet.connect(connect).encode(into: &out, version: options.version) }
     }

@@ -27,6 +27,9 @@ struct BenchOptions {
     var brokerPID: Int32?
     var jsonPath: String?
     var label = "parley"
+    /// Connect over TLS; verify the broker against `caFile` when given.
+    var tls = false
+    var caFile: String?
     var quiet = false
 
     static let usage = """
@@ -46,6 +49,8 @@ struct BenchOptions {
           --pid PID              the broker's process: report its CPU seconds and peak RSS
           --json FILE            also write the result as JSON
           --label NAME           name of the broker in the result (default parley)
+          --tls                  connect over TLS (MQTT over TLS listener)
+          --cafile FILE          CA to verify the broker's certificate (with --tls)
           --quiet                no progress lines
         """
 
@@ -89,6 +94,13 @@ struct BenchOptions {
             case "--pid": o.brokerPID = Int32(try number("--pid", 1...4_194_304))
             case "--json": o.jsonPath = try value()
             case "--label": o.label = try value()
+            case "--cafile":
+                o.caFile = try value()
+                o.tls = true
+            case "--tls":
+                o.tls = true
+                i += 1
+                continue
             case "--quiet":
                 o.quiet = true
                 i += 1

@@ -69,6 +69,16 @@ final class LoadGenerator: @unchecked Sendable {
             return 1
         }
         for l in loops { l.start() }
+        var tlsContext: TLSContext? = nil
+        if o.tls {
+            do {
+                tlsContext = try TLSContext(clientCA: o.caFile)
+            } catch {
+                printError("parley bench: \(error)")
+                stopLoops()
+                return 1
+            }
+        }
         let before = o.brokerPID.flatMap(ProcessSample.read)
         let genCPU0 = ProcessSample.selfCPU()
 
@@ -89,7 +99,7 @@ final class LoadGenerator: @unchecked Sendable {
                         publisher: entry.publisher.map { publishers[$0] }, subscribeTo: entry.subscribe, stats: stats
                     ) { [self] in readyCount.add(1, ordering: .relaxed) }
                     clients[loopIndex].append(client)
-                    client.start()
+                    client.start(tls: tlsContext)
                 } catch {
                     failures.add(1, ordering: .relaxed)
                     if stats.errors.count < 20 { stats.errors.append("connect: \(error)") }
