@@ -34,12 +34,15 @@ let package = Package(
 
         // Sessions, topic index, routing, QoS, retained messages, wills, limits,
         // $SYS, and the plugin protocol.
-        .target(name: "Broker", dependencies: ["MQTT", "Reactor"], swiftSettings: swift5),
+        // SQLite persistence: schema, migrations, the group-commit writer thread.
+        .target(name: "Store", dependencies: ["CSQLite"], swiftSettings: swift5),
+
+        .target(name: "Broker", dependencies: ["MQTT", "Reactor", "Store"], swiftSettings: swift5),
 
         .executableTarget(name: "parley", dependencies: ["MQTT", "Reactor", "Broker"], swiftSettings: swift5),
 
         .testTarget(name: "MQTTTests", dependencies: ["MQTT"]),
         .testTarget(name: "SystemTests", dependencies: ["CLinux", "COpenSSL", "CSQLite"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["MQTT", "Broker", "Reactor", "CLinux", "parley"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["MQTT", "Broker", "Reactor", "Store", "CLinux", "parley"]),
     ]
 )

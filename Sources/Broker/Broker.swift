@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import MQTT
 import Reactor
+import Store
 import Synchronization
 
 /// The broker: event loops, listeners, the state they share (retained messages,
@@ -15,6 +16,14 @@ public final class Broker: BrokerServices, @unchecked Sendable {
     let retained = RetainedStore()
     let shared = SharedSubscriptions()
     let connectionCount = Atomic<Int>(0)
+    /// The database, unless durability is none.
+    public private(set) var store: Store?
+    /// Message ids handed out (the store's primary key).
+    let nextMessageID = Atomic<Int64>(0)
+    /// Subscriptions of stored sessions: when there are none, nothing needs logging.
+    let persistentSubscriptions = Atomic<Int>(0)
+    /// Logged messages not yet routed when the broker stopped; routed at start.
+    var recovered: [Message] = []
     let queuedBytes = Atomic<Int>(0)
     let startedAt = Date()
     /// The plugins providing each hook, indexed by the hook's bit.
@@ -58,6 +67,17 @@ public final class Broker: BrokerServices, @unchecked Sendable {
             let loop = try EventLoop(index: i, name: "parley-loop-\(i)")
             loops.append(BrokerLoop(loop: loop, broker: self, loopCount: count))
         }
+        if config.durability != .none {
+            let store = try Store(directory: config.dataDirectory, durability: config.durability,
+                                  maxBytes: config.storeMaxBytes > 0 ? config.storeMaxBytes : nil)
+            let started = Date()
+            let snapshot = try store.load(now: Broker.wallMillis(), page: DurableQueue.memoryPage)
+            self.store = store
+            restore(from: snapshot)
+            Log.info("store.open", ["directory": config.dataDirectory, "durability": "\(config.durability)",
+                                    "load_ms": Int(Date().timeIntervalSince(started) * 1000)])
+            store.start()
+        }
         if !config.mqttsListeners.isEmpty {
             guard let settings = config.tls else {
                 throw TLSError("TLS listeners need a certificate and a key (tls_cert, tls_key or --cert, --key)")
@@ -96,6 +116,16 @@ public final class Broker: BrokerServices, @unchecked Sendable {
         for ctx in loops {
             ctx.loop.start()
             ctx.loop.execute { [unowned self] in self.startTimers(ctx) }
+        }
+        // Messages whose routing a crash interrupted are matched again (their
+        // deliveries are written once: the store ignores repeats).
+        let pending = recovered
+        recovered = []
+        if !pending.isEmpty {
+            let ctx = loops[0]
+            ctx.loop.execute {
+                for m in pending { ctx.route(m, everywhere: true) }
+            }
         }
     }
 
@@ -158,6 +188,7 @@ public final class Broker: BrokerServices, @unchecked Sendable {
         for ctx in loops { ctx.loop.stop() }
         for ctx in loops { ctx.loop.join() }
         for plugin in plugins { plugin.stop() }
+        store?.stop()
         Log.info("broker.stopped")
     }
 

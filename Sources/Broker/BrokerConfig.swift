@@ -1,5 +1,6 @@
 import MQTT
 import Reactor
+import Store
 
 /// Everything the broker core can be told. Defaults are the safe, documented ones
 /// in conf/parley.conf.
@@ -12,6 +13,13 @@ public struct BrokerConfig: Sendable {
     public var tls: TLSSettings?
     /// Use the verified client certificate's common name as the user name.
     public var useIdentityAsUsername = false
+    /// Where the database lives.
+    public var dataDirectory = "./data"
+    /// full: QoS 1/2 acks wait for the commit; batch: commit every few ms, ack at
+    /// once; none: nothing on disk.
+    public var durability = Durability.full
+    /// A cap on the database's size (0 = none); reaching it behaves like a full disk.
+    public var storeMaxBytes = 0
     /// Event loops (threads); 0 means one per core.
     public var loops = 0
     /// Largest packet accepted from a client, fixed header included.

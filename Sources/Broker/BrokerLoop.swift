@@ -52,25 +52,42 @@ final class BrokerLoop {
     /// subscriptions, and to one member of each matching shared subscription.
     func publish(_ message: Message) {
         stats.publishReceived += 1
-        if message.retain { broker.retained.update(message) }
-        route(message)
-        for other in broker.loops where other !== self && other.subscriptionCount.load(ordering: .relaxed) > 0 {
-            send(.route(message), to: other.index)
-        }
-        if !broker.shared.isEmpty {
-            for member in broker.shared.pick(topic: message.topic, origin: message.origin) {
-                let work = RemoteWork.deliver(
-                    message, clientID: member.clientID, qos: min(member.options.qos, message.qos),
-                    retain: member.options.retainAsPublished ? message.retain : false,
-                    subscriptionIDs: member.identifier.map { [$0] } ?? [])
-                if member.loop == index { perform(work) } else { send(work, to: member.loop) }
+        if message.retain {
+            broker.retained.update(message)
+            // A retained message the ack path did not log (QoS 0) is stored now.
+            // ($SYS messages are made anew at every start: they are not stored.)
+            if let store, message.storeID.load(ordering: .acquiring) == 0, message.topic.bytes.first != 0x24 {
+                let (id, _) = broker.storeID(of: message)
+                store.submit([.messageBody(broker.stored(message, id: id, now: now)),
+                              .retain(topic: Array(message.topic.bytes), messageID: message.payload.isEmpty ? nil : id)])
             }
+        }
+        route(message, everywhere: true)
+    }
+
+    /// Routes a message here, on every other loop that has subscriptions, and to
+    /// one member of each matching shared subscription. A logged message is
+    /// marked routed in the store once every loop involved has matched it.
+    func route(_ message: Message, everywhere: Bool) {
+        let targets = broker.loops.filter { $0 !== self && $0.subscriptionCount.load(ordering: .relaxed) > 0 }
+        let picks = broker.shared.isEmpty ? [] : broker.shared.pick(topic: message.topic, origin: message.origin)
+        let logged = store != nil && message.storeID.load(ordering: .acquiring) != 0
+        if logged { message.pendingRoutes.store(1 + targets.count + picks.count, ordering: .releasing) }
+        matchLocally(message)
+        if logged { finishedRouting(message) }
+        for other in targets { send(.route(message), to: other.index) }
+        for member in picks {
+            let work = RemoteWork.deliver(
+                message, clientID: member.clientID, qos: min(member.options.qos, message.qos),
+                retain: member.options.retainAsPublished ? message.retain : false,
+                subscriptionIDs: member.identifier.map { [$0] } ?? [])
+            if member.loop == index { perform(work) } else { send(work, to: member.loop) }
         }
     }
 
     /// Matches `message` against this loop's subscriptions and delivers it once to
     /// each session, at the highest QoS of its matching subscriptions.
-    func route(_ message: Message) {
+    func matchLocally(_ message: Message) {
         routeStamp &+= 1
         let stamp = routeStamp
         scratch.removeAll(keepingCapacity: true)
@@ -99,10 +116,13 @@ final class BrokerLoop {
     func perform(_ work: RemoteWork) {
         switch work {
         case .route(let message):
-            route(message)
+            matchLocally(message)
+            finishedRouting(message)
         case .deliver(let message, let clientID, let qos, let retain, let ids):
-            guard let session = sessions[clientID] else { return }
-            deliver(message, to: session, qos: qos, retain: retain, subscriptionIDs: ids)
+            if let session = sessions[clientID] {
+                deliver(message, to: session, qos: qos, retain: retain, subscriptionIDs: ids)
+            }
+            finishedRouting(message)
         }
     }
 
@@ -141,6 +161,11 @@ final class BrokerLoop {
         }
         if let client = session.internalClient {
             client.handler(message)
+            return
+        }
+        if qos != .atMostOnce, let durable = session.durable, let store {
+            deliverDurably(message, to: session, durable: durable, store: store, qos: qos, retain: retain,
+                           subscriptionIDs: subscriptionIDs)
             return
         }
         if let conn = session.connection, conn.isReady {
@@ -198,18 +223,17 @@ final class BrokerLoop {
             broker.queuedBytes.subtract(d.message.byteCost, ordering: .relaxed)
             if d.message.isExpired(now: now) {
                 stats.publishExpired += 1
+                if d.seq != 0 { store?.submit([.deliveryDone(clientID: session.clientID, seq: d.seq)]) }
                 continue
             }
             if d.qos == .atMostOnce {
                 conn.sendPublish(d.message, qos: .atMostOnce, retain: d.retain, packetID: 0, dup: false,
                                  subscriptionIDs: d.subscriptionIDs)
             } else if let id = session.allocatePacketID() {
-                session.addInflight(id, InflightDelivery(message: d.message, qos: d.qos, retain: d.retain,
-                                                         subscriptionIDs: d.subscriptionIDs, state: .sent))
-                conn.sendPublish(d.message, qos: d.qos, retain: d.retain, packetID: id, dup: false,
-                                 subscriptionIDs: d.subscriptionIDs)
+                send(d, packetID: id, to: session, conn: conn)
             }
         }
+        if session.queuedCount == 0 { pageIn(session) }
     }
 
     // MARK: Sessions
@@ -218,6 +242,9 @@ final class BrokerLoop {
     func endSession(_ session: Session) {
         guard !session.ended else { return }
         session.ended = true
+        if session.durable != nil {
+            store?.submit([.deleteSession(clientID: session.clientID)])
+        }
         loop.cancel(session.expiryTimer)
         loop.cancel(session.willTimer)
         for (raw, entry) in session.subscriptions {
@@ -234,6 +261,7 @@ final class BrokerLoop {
             broker.shared.remove(group: group, filter: parsed.filter, clientID: session.clientID)
         } else if topics.remove(filter: raw, session: session) {
             subscriptionCount.subtract(1, ordering: .relaxed)
+            if session.durable != nil { broker.persistentSubscriptions.subtract(1, ordering: .relaxed) }
         }
     }
 
@@ -241,6 +269,7 @@ final class BrokerLoop {
     func publishWill(of session: Session) {
         guard let will = session.will else { return }
         session.will = nil
+        if session.durable != nil { store?.submit([.clearWill(clientID: session.clientID)]) }
         if will.topic.bytes.first == 0x24 { return }  // clients never publish to $-topics
         loop.cancel(session.willTimer)
         session.willTimer = .none

@@ -1,4 +1,5 @@
 import MQTT
+import Store
 
 extension ClientConnection {
     /// QoS 1 delivery to the client completed.
@@ -6,6 +7,7 @@ extension ClientConnection {
         guard let session else { return }
         if let d = session.inflight[a.packetID], d.qos == .atLeastOnce {
             session.removeInflight(a.packetID)
+            if d.seq != 0 { ctx.store?.submit([.deliveryDone(clientID: session.clientID, seq: d.seq)]) }
             deliveredHook(d.message)
             ctx.pump(session)
         }
@@ -21,17 +23,51 @@ extension ClientConnection {
         if a.reasonCode.isFailure {
             // The client refused it: the exchange ends here.
             session.removeInflight(a.packetID)
+            if d.seq != 0 { ctx.store?.submit([.deliveryDone(clientID: session.clientID, seq: d.seq)]) }
             ctx.pump(session)
             return
         }
+        if d.state == .released {
+            sendPacket(.pubrel(AckPacket(packetID: a.packetID)))
+            return
+        }
         _ = session.markReleased(a.packetID)
-        sendPacket(.pubrel(AckPacket(packetID: a.packetID)))
+        guard d.seq != 0, let store = ctx.store else {
+            sendPacket(.pubrel(AckPacket(packetID: a.packetID)))
+            return
+        }
+        // Once PUBREL is out the client forgets the message: "released" must be on
+        // disk first, or a restart would send the PUBLISH again (a duplicate).
+        let op = StoreOp.deliveryReleased(clientID: session.clientID, seq: d.seq)
+        if ctx.waitsForCommit {
+            let id = a.packetID
+            store.submit([op], executor: ctx.executor) { [self] _ in
+                if !isClosed { sendPacket(.pubrel(AckPacket(packetID: id))) }
+            }
+        } else {
+            store.submit([op])
+            sendPacket(.pubrel(AckPacket(packetID: a.packetID)))
+        }
     }
 
     /// QoS 2 from the client, step 3 of 4: forget the packet id, confirm.
     func handlePubrel(_ a: AckPacket) {
         guard let session else { return }
-        if session.incomingQoS2.remove(a.packetID) != nil || version != .v5 {
+        let known = session.incomingQoS2.remove(a.packetID) != nil
+        if known, session.durable != nil, let store = ctx.store {
+            // The id must be forgotten on disk before PUBCOMP: the client may reuse it
+            // at once, and a stale record would swallow that new message.
+            let op = StoreOp.incomingDone(clientID: session.clientID, packetID: a.packetID)
+            if ctx.waitsForCommit {
+                let id = a.packetID
+                store.submit([op], executor: ctx.executor) { [self] _ in
+                    if !isClosed { sendPacket(.pubcomp(AckPacket(packetID: id))) }
+                }
+                return
+            }
+            store.submit([op])
+        }
+        if known || version != .v5 {
             sendPacket(.pubcomp(AckPacket(packetID: a.packetID)))
         } else {
             sendPacket(.pubcomp(AckPacket(packetID: a.packetID, reasonCode: .packetIdentifierNotFound)))
@@ -43,6 +79,7 @@ extension ClientConnection {
         guard let session else { return }
         if let d = session.inflight[a.packetID], d.qos == .exactlyOnce {
             session.removeInflight(a.packetID)
+            if d.seq != 0 { ctx.store?.submit([.deliveryDone(clientID: session.clientID, seq: d.seq)]) }
             deliveredHook(d.message)
             ctx.pump(session)
         }

@@ -1,5 +1,6 @@
 import MQTT
 import Reactor
+import Store
 
 /// What travels with a connection moved to its session's home loop after CONNECT.
 struct ConnectHandoff {
@@ -235,8 +236,40 @@ extension ClientConnection {
         self.session = session
         state = .connected
         ctx.stats.clientsConnected += 1
+
+        // A session that outlives its connection is written before CONNACK says so.
+        var ops: [StoreOp] = []
+        if ctx.store != nil {
+            if session.expiryInterval > 0 {
+                if session.durable == nil { session.durable = DurableQueue() }
+                ops.append(.session(ctx.broker.storedSession(session, connected: true, now: ctx.now)))
+            } else if session.durable != nil {
+                session.durable = nil
+                ops.append(.deleteSession(clientID: clientID))
+            }
+        }
+        if let store = ctx.store, !ops.isEmpty {
+            if ctx.waitsForCommit {
+                store.submit(ops, executor: ctx.executor) { [self] ok in
+                    if isClosed { return }
+                    if !ok {
+                        sendConnack(version == .v5 ? .quotaExceeded : .serverUnavailable, "the broker's storage is full")
+                        closeNow()
+                        return
+                    }
+                    completeConnect(session, connack: connack, sessionPresent: sessionPresent, clean: connect.cleanStart)
+                }
+                return
+            }
+            store.submit(ops)
+        }
+        completeConnect(session, connack: connack, sessionPresent: sessionPresent, clean: connect.cleanStart)
+    }
+
+    /// CONNACK, then what the session owes the client, then the packets that waited.
+    private func completeConnect(_ session: Session, connack: ConnackPacket, sessionPresent: Bool, clean: Bool) {
         sendPacket(.connack(connack))
-        Log.debug("client.connect", ["client": clientID, "version": version, "clean": connect.cleanStart,
+        Log.debug("client.connect", ["client": clientID, "version": version, "clean": clean,
                                      "session_present": sessionPresent])
         for plugin in ctx.broker.plugins(providing: .sessionEvents) { plugin.sessionOnline(clientInfo) }
 
@@ -260,6 +293,9 @@ extension ClientConnection {
     func detachSession(_ session: Session) {
         session.connection = nil
         ctx.stats.clientsConnected -= 1
+        if session.durable != nil, session.expiryInterval > 0, let store = ctx.store {
+            store.submit([.sessionDisconnected(clientID: session.clientID, expiresAt: ctx.broker.expiryWall(session))])
+        }
         for plugin in ctx.broker.plugins(providing: .sessionEvents) { plugin.sessionOffline(clientInfo) }
         if takenOver { return }
         if session.will != nil {

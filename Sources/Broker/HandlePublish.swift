@@ -1,5 +1,6 @@
 import MQTT
 import Reactor
+import Store
 
 /// A PUBLISH waiting for plugins before it is routed and acknowledged.
 final class PendingAck {
@@ -84,7 +85,18 @@ extension ClientConnection {
                               properties: inbound.properties, expiresAt: expiry, origin: clientID, receivedAt: ctx.now)
         }
         let ackers = p.qos == .atMostOnce ? [] : ctx.broker.plugins(providing: .beforeAck)
-        if ackers.isEmpty {
+        // A QoS 1/2 message that must outlive a crash: retained, wanted by a stored
+        // session, or a QoS 2 id of a stored session (exactly once across restarts).
+        let store = ctx.store
+        let durable = store != nil && p.qos != .atMostOnce
+            && (p.retain || ctx.broker.persistentSubscriptions.load(ordering: .relaxed) > 0
+                || (p.qos == .exactlyOnce && session.durable != nil))
+        if durable && store!.isFull.load(ordering: .relaxed) {
+            refuseForStorage(p)
+            return
+        }
+        if ackers.isEmpty && (!durable || !ctx.waitsForCommit) {
+            if durable { log(message, p, session, completion: nil) }
             ctx.publish(message)
             acknowledge(p, .success)
             return
@@ -96,8 +108,44 @@ extension ClientConnection {
         let entry = PendingAck(packet: PublishPacket(topic: topic, qos: p.qos, packetID: p.packetID), message: message)
         more.ackQueue.append(entry)
         runBeforeAck(message, info: info, plugins: ackers[...]) { [self] verdict in
-            entry.verdict = verdict
-            releaseAcks()
+            if verdict.isFailure || !durable {
+                entry.verdict = verdict
+                releaseAcks()
+            } else if !ctx.waitsForCommit {
+                log(message, p, session, completion: nil)
+                entry.verdict = .success
+                releaseAcks()
+            } else {
+                log(message, p, session) { [self] ok in
+                    entry.verdict = ok ? .success : .quotaExceeded
+                    releaseAcks()
+                }
+            }
+        }
+    }
+
+    /// Writes the message (and its retained entry, and a QoS 2 id of a stored
+    /// session) to the store; `completion` runs on this loop after the commit.
+    private func log(_ message: Message, _ p: PublishPacket, _ session: Session, completion: ((Bool) -> Void)?) {
+        guard let store = ctx.store else { return }
+        let (id, _) = ctx.broker.storeID(of: message)
+        var ops: [StoreOp] = [.message(ctx.broker.stored(message, id: id, now: ctx.now))]
+        if message.retain {
+            ops.append(.retain(topic: Array(message.topic.bytes), messageID: message.payload.isEmpty ? nil : id))
+        }
+        if p.qos == .exactlyOnce && session.durable != nil {
+            ops.append(.incoming(clientID: session.clientID, packetID: p.packetID))
+        }
+        store.submit(ops, executor: completion == nil ? nil : ctx.executor, completion: completion)
+    }
+
+    /// The store cannot take more: v5 publishers hear 0x97; 3.x ones get no ack
+    /// (an ack would be a promise the broker cannot keep) and will send it again.
+    private func refuseForStorage(_ p: PublishPacket) {
+        Log.warning("publish.storage_full", ["client": clientID, "topic": p.topic])
+        ctx.stats.publishDropped += 1
+        if version == .v5 {
+            refusePublish(p, .quotaExceeded, "the broker's storage is full")
         }
     }
 
@@ -108,7 +156,10 @@ extension ClientConnection {
             extras.ackQueue.removeFirst()
             extras.pendingAcks -= 1
             if session == nil || session!.ended { continue }
-            if verdict.isFailure {
+            if verdict == .quotaExceeded && version != .v5 {
+                // Not stored: no ack for a 3.x client, which will send it again.
+                Log.warning("publish.not_stored", ["client": clientID, "topic": head.packet.topic])
+            } else if verdict.isFailure {
                 acknowledge(head.packet, verdict)
             } else {
                 ctx.publish(head.message)
@@ -147,7 +198,7 @@ extension ClientConnection {
 
     /// A PUBLISH the broker will not route: v5 clients learn why in the ack; 3.x
     /// clients get an ordinary ack (they have no way to hear a refusal).
-    private func refusePublish(_ p: PublishPacket, _ reason: ReasonCode, _ text: String) {
+    func refusePublish(_ p: PublishPacket, _ reason: ReasonCode, _ text: String) {
         Log.debug("publish.refused", ["client": clientID, "topic": p.topic, "reason": reason])
         ctx.stats.publishDropped += 1
         if version == .v5 {

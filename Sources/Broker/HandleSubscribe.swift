@@ -1,5 +1,6 @@
 import MQTT
 import Reactor
+import Store
 
 extension ClientConnection {
     /// SUBSCRIBE: authorise each filter, store it, answer SUBACK, then send the
@@ -11,6 +12,7 @@ extension ClientConnection {
         let identifier = packet.properties.subscriptionIdentifiers.first
         var codes: [ReasonCode] = []
         var retainedToSend: [(Message, QoS, [UInt32])] = []
+        var ops: [StoreOp] = []
         for sub in packet.subscriptions {
             // Shared subscriptions are a 5.0 feature, offered to 3.x clients too (as
             // most brokers do): `$share/<group>/<filter>` is parsed the 5.0 way for all.
@@ -41,6 +43,12 @@ extension ClientConnection {
             options.topicFilter = sub.topicFilter.compacted
             let entry = SubscriptionEntry(session: session, options: options, identifier: identifier)
             let existed = session.subscriptions[options.topicFilter] != nil
+            if session.durable != nil && ctx.store != nil {
+                var packed = options.qos.rawValue | (options.noLocal ? 0x04 : 0) | (options.retainAsPublished ? 0x08 : 0)
+                packed |= (options.retainHandling & 0x03) << 4
+                ops.append(.subscribe(StoredSubscription(clientID: clientID, filter: Array(options.topicFilter.bytes),
+                                                         options: packed, identifier: identifier)))
+            }
             session.subscriptions[options.topicFilter] = entry
             if let group = parsed.shareGroup {
                 ctx.broker.shared.add(
@@ -50,6 +58,7 @@ extension ClientConnection {
             } else {
                 if !ctx.topics.insert(filter: options.topicFilter, entry: entry) {
                     ctx.subscriptionCount.add(1, ordering: .relaxed)
+                    if session.durable != nil { ctx.broker.persistentSubscriptions.add(1, ordering: .relaxed) }
                 }
                 // Retain handling: 0 always, 1 only for a new subscription, 2 never.
                 if sub.retainHandling == 0 || (sub.retainHandling == 1 && !existed) {
@@ -61,11 +70,28 @@ extension ClientConnection {
             }
             codes.append(ReasonCode(granted.rawValue))
         }
-        sendPacket(.suback(SubackPacket(packetID: packet.packetID, reasonCodes: codes)))
-        for (m, qos, ids) in retainedToSend {
-            // Retained messages always carry RETAIN when sent because of a subscription.
-            ctx.deliver(m, to: session, qos: qos, retain: true, subscriptionIDs: ids)
+        let finish = { [self] in
+            sendPacket(.suback(SubackPacket(packetID: packet.packetID, reasonCodes: codes)))
+            for (m, qos, ids) in retainedToSend {
+                // Retained messages always carry RETAIN when sent because of a subscription.
+                ctx.deliver(m, to: session, qos: qos, retain: true, subscriptionIDs: ids)
+            }
         }
+        // A stored session's subscriptions are on disk before SUBACK confirms them.
+        if let store = ctx.store, !ops.isEmpty {
+            if ctx.waitsForCommit {
+                paused = true
+                store.submit(ops, executor: ctx.executor) { [self] _ in
+                    if isClosed { return }
+                    finish()
+                    paused = false
+                    processFrames()
+                }
+                return
+            }
+            store.submit(ops)
+        }
+        finish()
     }
 
     func handleUnsubscribe(_ packet: UnsubscribePacket) {
@@ -74,6 +100,9 @@ extension ClientConnection {
         for filter in packet.topicFilters {
             if let entry = session.subscriptions.removeValue(forKey: filter) {
                 ctx.removeSubscription(raw: filter, entry: entry, session: session)
+                if session.durable != nil {
+                    ctx.store?.submit([.unsubscribe(clientID: clientID, filter: Array(filter.bytes))])
+                }
                 codes.append(.success)
             } else {
                 codes.append(.noSubscriptionExisted)

@@ -1,4 +1,5 @@
 import MQTT
+import Synchronization
 
 /// An application message as the broker routes it: immutable once built, shared by
 /// every session it is delivered to (on any loop), and owning exactly its bytes.
@@ -16,6 +17,10 @@ public final class Message: @unchecked Sendable {
     public let origin: String?
     /// Monotonic milliseconds when the broker received it.
     public let receivedAt: UInt64
+    /// The message's id in the store, 0 until it is first written there.
+    let storeID = Atomic<Int64>(0)
+    /// Loops still to match it; the last one marks it routed in the store.
+    let pendingRoutes = Atomic<Int>(0)
 
     public convenience init(topic: ByteString, payload: [UInt8], qos: QoS, retain: Bool, properties: Properties = .none,
                             expiresAt: UInt64? = nil, origin: String?, receivedAt: UInt64)

@@ -1,12 +1,16 @@
 import Foundation
 import MQTT
 import Reactor
+import Store
 
 /// Everything `parley serve` is configured with: the broker core's settings and
 /// the process's own (data directory, log level, access rules).
 public struct ServerConfig: Sendable {
     public var broker = BrokerConfig()
-    public var dataDirectory = "./data"
+    public var dataDirectory: String {
+        get { broker.dataDirectory }
+        set { broker.dataDirectory = newValue }
+    }
     public var logLevel = Log.Level.info
     public var aclRules: [ACLRule] = []
     public var aclDefaultAllow = true
@@ -84,13 +88,24 @@ public struct ServerConfig: Sendable {
             case "data_dir":
                 if e.value.isEmpty { throw fail("data_dir must not be empty") }
                 dataDirectory = e.value
+            case "durability":
+                switch e.value {
+                case "full": broker.durability = .full
+                case "none": broker.durability = .none
+                case "batch": broker.durability = .batch(milliseconds: batchMilliseconds)
+                default: throw fail("durability must be full, batch or none, not '\(e.value)'")
+                }
+            case "durability_batch_ms":
+                batchMilliseconds = try int(1...10_000)
+                if case .batch = broker.durability { broker.durability = .batch(milliseconds: batchMilliseconds) }
+            case "store_max_size": broker.storeMaxBytes = try size(0...Int.max / 2)
             case "log_level":
                 guard let level = Log.Level(name: e.value) else { throw fail("log_level must be debug, info, warn or error") }
                 logLevel = level
             case "allow_anonymous": broker.allowAnonymous = try bool()
             case "max_packet_size": broker.maxPacketSize = try size(64...maximumVariableInt + 5)
             case "max_inflight": broker.maxInflight = try int(1...65_535)
-            case "max_queued_messages": broker.maxQueuedMessages = try int(0...100_000_000)
+            case "max_queued_messages": broker.maxQueuedMessages = try int(0...1_000_000_000)
             case "max_queued_bytes": broker.maxQueuedBytes = try size(0...Int(Int32.max))
             case "queue_memory_budget": broker.queueMemoryBudget = try size(0...Int.max / 2)
             case "queue_qos0_messages": broker.queueQoS0Messages = try bool()
@@ -140,6 +155,7 @@ public struct ServerConfig: Sendable {
     public var tlsRequireClientCertificate = false
     public var tlsMinimumVersion = "1.2"
     public var tlsCiphers: String?
+    private var batchMilliseconds = 10
 
     /// Builds `broker.tls` from the tls_* settings and checks they fit together.
     public mutating func finishTLS() throws(TLSError) {

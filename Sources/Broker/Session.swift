@@ -1,6 +1,20 @@
 import MQTT
 import Reactor
 
+/// A stored session's queue bookkeeping: the queue on disk is the truth; memory
+/// holds a prefix of it (in flight, then queued), the rest is paged in on demand.
+final class DurableQueue {
+    /// The next delivery's sequence number.
+    var nextSeq: Int64 = 1
+    /// The highest sequence number held in memory.
+    var lastLoadedSeq: Int64 = 0
+    /// Deliveries on disk beyond what memory holds.
+    var backlog = 0
+    /// A page read is on its way.
+    var loading = false
+    init(nextSeq: Int64 = 1) { self.nextSeq = nextSeq }
+}
+
 /// The handler of one of the broker's internal clients (a plugin subscribing).
 final class InternalClient {
     let handler: (Message) -> Void
@@ -9,6 +23,8 @@ final class InternalClient {
 
 /// A message waiting for its turn (window full, or the client offline).
 struct QueuedDelivery {
+    /// Position in the session's durable queue (0 when not stored).
+    var seq: Int64 = 0
     let message: Message
     let qos: QoS
     let retain: Bool
@@ -18,6 +34,7 @@ struct QueuedDelivery {
 /// A QoS 1/2 message sent to the client and not yet fully acknowledged.
 struct InflightDelivery {
     enum State { case sent, released }
+    var seq: Int64 = 0
     let message: Message
     let qos: QoS
     let retain: Bool
@@ -51,6 +68,8 @@ final class Session {
     var willTimer = TimerID.none
     /// For the broker's internal clients: messages go to a handler, not a socket.
     var internalClient: InternalClient?
+    /// For sessions kept in the store: where its durable queue stands.
+    var durable: DurableQueue?
     // Routing scratch: de-duplicates overlapping subscriptions within one route pass.
     @exclusivity(unchecked) var routeStamp: UInt64 = 0
     @exclusivity(unchecked) var routeSlot: Int32 = 0
@@ -90,6 +109,12 @@ final class Session {
         let id = nextPacketID
         nextPacketID = nextPacketID == 65_535 ? 1 : nextPacketID + 1
         return id
+    }
+
+    /// Puts a restored delivery back in the queue (start-up only).
+    func restoreQueued(_ delivery: QueuedDelivery) {
+        queue.append(delivery)
+        queuedBytes += delivery.message.byteCost
     }
 
     func addInflight(_ id: UInt16, _ delivery: InflightDelivery) {

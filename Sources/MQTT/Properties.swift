@@ -658,3 +658,29 @@ extension Properties {
         return p
     }
 }
+
+// MARK: - Storage
+
+extension Properties {
+    /// The property list alone (no length prefix), as a PUBLISH or will carries it:
+    /// how the store keeps a message's properties.
+    public func encodedList(for context: PropertyContext) -> [UInt8] {
+        let length = encodedLength(context: context)
+        if length == 0 { return [] }
+        var out: [UInt8] = []
+        out.reserveCapacity(length + 4)
+        encode(into: &out, context: context, length: length)
+        // Drop the variable-byte length prefix.
+        return Array(out[variableIntSize(length)...])
+    }
+
+    /// Reads back what `encodedList(for:)` wrote.
+    public static func decodeList(_ bytes: [UInt8], for context: PropertyContext) throws(CodecError) -> Properties {
+        if bytes.isEmpty { return Properties() }
+        var framed: [UInt8] = []
+        framed.appendVariableInt(bytes.count)
+        framed += bytes
+        var reader = ByteReader(framed[...], version: .v5)
+        return try decode(&reader, context: context)
+    }
+}

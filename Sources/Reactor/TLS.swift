@@ -46,10 +46,10 @@ public final class TLSContext: @unchecked Sendable {
     public init(_ settings: TLSSettings) throws(TLSError) {
         self.settings = settings
         guard let ctx = SSL_CTX_new(TLS_server_method()) else { throw TLSError("cannot create a TLS context") }
+        // From here on `deinit` frees the context, also when a check below throws.
         self.ctx = ctx
         let floor = settings.minimumVersion == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION
         guard settings.minimumVersion == "1.2" || settings.minimumVersion == "1.3" else {
-            SSL_CTX_free(ctx)
             throw TLSError("minimum TLS version must be 1.2 or 1.3, not \(settings.minimumVersion)")
         }
         _ = parley_SSL_CTX_set_min_proto_version(ctx, floor)
@@ -59,39 +59,35 @@ public final class TLSContext: @unchecked Sendable {
             ctx, PARLEY_SSL_MODE_ENABLE_PARTIAL_WRITE | PARLEY_SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER
                 | PARLEY_SSL_MODE_RELEASE_BUFFERS)
         guard SSL_CTX_set_cipher_list(ctx, settings.ciphers) == 1 else {
-            SSL_CTX_free(ctx)
             throw TLSError("bad cipher list '\(settings.ciphers)'")
         }
         guard access(settings.certificateChain, R_OK) == 0 else {
-            SSL_CTX_free(ctx)
             throw TLSError("cannot read certificate file \(settings.certificateChain)")
         }
         guard access(settings.privateKey, R_OK) == 0 else {
-            SSL_CTX_free(ctx)
             throw TLSError("cannot read private key file \(settings.privateKey)")
         }
         guard SSL_CTX_use_certificate_chain_file(ctx, settings.certificateChain) == 1 else {
-            SSL_CTX_free(ctx)
             throw TLSError("\(settings.certificateChain) is not a PEM certificate chain")
         }
         guard SSL_CTX_use_PrivateKey_file(ctx, settings.privateKey, SSL_FILETYPE_PEM) == 1 else {
-            SSL_CTX_free(ctx)
-            throw TLSError("\(settings.privateKey) is not a PEM private key")
+            let detail = TLSError("").description
+            if detail.contains("mismatch") {
+                throw TLSError("the private key \(settings.privateKey) does not match the certificate \(settings.certificateChain)")
+            }
+            throw TLSError("\(settings.privateKey) is not a PEM private key\(detail)")
         }
         guard SSL_CTX_check_private_key(ctx) == 1 else {
-            SSL_CTX_free(ctx)
             throw TLSError("the private key \(settings.privateKey) does not match the certificate \(settings.certificateChain)")
         }
         if let ca = settings.clientCA {
             guard SSL_CTX_load_verify_locations(ctx, ca, nil) == 1 else {
-                SSL_CTX_free(ctx)
-                throw TLSError("cannot load client CA file \(ca)")
+                    throw TLSError("cannot load client CA file \(ca)")
             }
             var mode = SSL_VERIFY_PEER
             if settings.requireClientCertificate { mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT }
             SSL_CTX_set_verify(ctx, mode, nil)
         } else if settings.requireClientCertificate {
-            SSL_CTX_free(ctx)
             throw TLSError("requiring client certificates needs a client CA file")
         }
         ERR_clear_error()
@@ -107,8 +103,7 @@ public final class TLSContext: @unchecked Sendable {
         _ = parley_SSL_CTX_set_mode(ctx, PARLEY_SSL_MODE_ENABLE_PARTIAL_WRITE | PARLEY_SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER)
         if let caFile {
             guard SSL_CTX_load_verify_locations(ctx, caFile, nil) == 1 else {
-                SSL_CTX_free(ctx)
-                throw TLSError("cannot load CA file \(caFile)")
+                    throw TLSError("cannot load CA file \(caFile)")
             }
             SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nil)
         }

@@ -6,6 +6,7 @@ import Dispatch
 import Foundation
 import MQTT
 import Reactor
+import Store
 import Synchronization
 import Testing
 
@@ -81,6 +82,7 @@ final class InProcessBroker {
         config.mqttListeners = [try SocketAddress(parsing: "127.0.0.1:0")]
         config.loops = 2
         config.sysInterval = 0
+        config.durability = .none
         configure(&config)
         broker = Broker(config: config, plugins: plugins)
         try broker.start()

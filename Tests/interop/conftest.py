@@ -3,7 +3,9 @@
 - `broker`: a fresh broker per test with built-in defaults (plus
   `sys_interval = 1`); a broker that dies during the test fails it.
 - `start_broker(config_text="...")`: a broker of the test's own with a
-  temporary config file; stopped when the test ends.
+  temporary config file; stopped when the test ends. `tls=True` also waits for
+  the TLS listener (`listen_tls = 127.0.0.1:0` or `--mqtts` in `extra_args`)
+  and sets `broker.tls_port`.
 - `paho(...)` / `raw(...)`: client factories closed at the end of the test.
 
 The broker binary is `.build/debug/parley` (override with PARLEY_BIN). It is not
@@ -33,19 +35,24 @@ import raw as raw_mod  # noqa: E402
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("PARLEY_BIN", os.path.join(REPO, ".build", "debug", "parley"))
 START_TIMEOUT = 10.0
-LISTEN_RE = re.compile(r"event=listener\.open address=127\.0\.0\.1:(\d+) protocol=mqtt")
+LISTEN_RE = re.compile(r"event=listener\.open address=127\.0\.0\.1:(\d+) protocol=mqtt\b")
+TLS_LISTEN_RE = re.compile(r"event=listener\.open address=127\.0\.0\.1:(\d+) protocol=mqtts\b")
 
 
 class Broker:
     """One `parley serve` process. Killed by its own PID, never by name."""
 
-    def __init__(self, config_text=None, loops=2, name="broker", on_listen=None):
+    def __init__(self, config_text=None, loops=2, name="broker", on_listen=None, tls=False,
+                 extra_args=()):
         self.on_listen = on_listen  # called on the stderr reader thread as soon as the port is logged
         self.config_text = config_text
         self.loops = loops
         self.name = name
         self.proc = None
         self.port = None
+        self.tls = tls  # wait for the TLS listener too
+        self.tls_port = None
+        self.extra_args = list(extra_args)
         self.lines = []
         self._lines_lock = threading.Lock()
         self.tmp = tempfile.mkdtemp(prefix="parley-interop-")
@@ -63,6 +70,7 @@ class Broker:
             with open(cfg, "w") as f:
                 f.write(self.config_text.strip() + "\n")
             args += ["--config", cfg]
+        args += self.extra_args
         self.proc = subprocess.Popen(args, cwd=self.tmp, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         port_found = threading.Event()
@@ -72,9 +80,14 @@ class Broker:
                 line = raw_line.decode(errors="replace").rstrip("\n")
                 with self._lines_lock:
                     self.lines.append(line)
+                m = TLS_LISTEN_RE.search(line)
+                if m and self.tls_port is None:
+                    self.tls_port = int(m.group(1))
                 m = LISTEN_RE.search(line)
                 if m and self.port is None:
                     self.port = int(m.group(1))
+                if self.port is not None and (self.tls_port is not None or not self.tls) \
+                        and not port_found.is_set():
                     if self.on_listen:
                         self.on_listen(self)
                     port_found.set()
@@ -177,8 +190,8 @@ def broker():
 def start_broker():
     started = []
 
-    def start(config_text=None, loops=2, on_listen=None):
-        b = Broker(config_text, loops=loops, on_listen=on_listen).start()
+    def start(config_text=None, loops=2, on_listen=None, tls=False, extra_args=()):
+        b = Broker(config_text, loops=loops, on_listen=on_listen, tls=tls, extra_args=extra_args).start()
         started.append(b)
         return b
 

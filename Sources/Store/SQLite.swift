@@ -1,0 +1,132 @@
+import CSQLite
+import Foundation
+
+/// A failed database operation, with SQLite's message.
+public struct StoreError: Error, CustomStringConvertible, Sendable {
+    public let code: Int32
+    public let description: String
+    public init(_ text: String, code: Int32 = 0) {
+        self.code = code
+        self.description = text
+    }
+    /// The disk (or the configured size cap) is full.
+    public var isFull: Bool { code == SQLITE_FULL || (code & 0xFF) == SQLITE_IOERR && errno == ENOSPC }
+}
+
+/// A thin SQLite connection: one per thread that uses it.
+final class SQLiteDatabase {
+    let handle: OpaquePointer
+    let path: String
+
+    init(path: String) throws(StoreError) {
+        var db: OpaquePointer? = nil
+        let rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nil)
+        guard rc == SQLITE_OK, let db else {
+            let text = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
+            if let db { sqlite3_close(db) }
+            throw StoreError("cannot open \(path): \(text)", code: rc)
+        }
+        handle = db
+        self.path = path
+        sqlite3_busy_timeout(db, 5000)
+        sqlite3_extended_result_codes(db, 1)
+    }
+
+    deinit { sqlite3_close_v2(handle) }
+
+    var lastError: String { String(cString: sqlite3_errmsg(handle)) }
+
+    func exec(_ sql: String) throws(StoreError) {
+        var message: UnsafeMutablePointer<CChar>? = nil
+        let rc = sqlite3_exec(handle, sql, nil, nil, &message)
+        if rc != SQLITE_OK {
+            let text = message.map { String(cString: $0) } ?? lastError
+            sqlite3_free(message)
+            throw StoreError("\(text) (in: \(sql.prefix(80)))", code: rc)
+        }
+    }
+
+    func prepare(_ sql: String) throws(StoreError) -> Statement {
+        var stmt: OpaquePointer? = nil
+        let rc = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &stmt, nil)
+        guard rc == SQLITE_OK, let stmt else { throw StoreError("\(lastError) (in: \(sql.prefix(80)))", code: rc) }
+        return Statement(stmt, db: self)
+    }
+
+    func scalarInt(_ sql: String) throws(StoreError) -> Int64? {
+        let s = try prepare(sql)
+        guard try s.step() else { return nil }
+        return s.isNull(0) ? nil : s.int(0)
+    }
+}
+
+/// A prepared statement, reset after each use.
+final class Statement {
+    let stmt: OpaquePointer
+    unowned let db: SQLiteDatabase
+
+    init(_ stmt: OpaquePointer, db: SQLiteDatabase) {
+        self.stmt = stmt
+        self.db = db
+    }
+
+    deinit { sqlite3_finalize(stmt) }
+
+    @discardableResult
+    func bind(_ index: Int32, _ value: Int64?) -> Statement {
+        if let value { sqlite3_bind_int64(stmt, index, value) } else { sqlite3_bind_null(stmt, index) }
+        return self
+    }
+
+    @discardableResult
+    func bind(_ index: Int32, _ value: String?) -> Statement {
+        if let value { sqlite3_bind_text(stmt, index, value, -1, parley_sqlite_transient()) } else { sqlite3_bind_null(stmt, index) }
+        return self
+    }
+
+    @discardableResult
+    func bind<C: Collection>(_ index: Int32, bytes: C?) -> Statement where C.Element == UInt8 {
+        guard let bytes else {
+            sqlite3_bind_null(stmt, index)
+            return self
+        }
+        let array = Array(bytes)
+        array.withUnsafeBytes { p in
+            _ = sqlite3_bind_blob(stmt, index, p.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(p.count),
+                                  parley_sqlite_transient())
+        }
+        return self
+    }
+
+    /// Steps once: true when a row is available.
+    func step() throws(StoreError) -> Bool {
+        let rc = sqlite3_step(stmt)
+        if rc == SQLITE_ROW { return true }
+        if rc == SQLITE_DONE { return false }
+        throw StoreError(db.lastError, code: rc)
+    }
+
+    /// Runs to completion and resets.
+    func run() throws(StoreError) {
+        defer { reset() }
+        while try step() {}
+    }
+
+    func reset() {
+        sqlite3_reset(stmt)
+        sqlite3_clear_bindings(stmt)
+    }
+
+    func isNull(_ column: Int32) -> Bool { sqlite3_column_type(stmt, column) == SQLITE_NULL }
+    func int(_ column: Int32) -> Int64 { sqlite3_column_int64(stmt, column) }
+    func optionalInt(_ column: Int32) -> Int64? { isNull(column) ? nil : int(column) }
+    func text(_ column: Int32) -> String? {
+        guard let p = sqlite3_column_text(stmt, column) else { return nil }
+        return String(cString: p)
+    }
+    func blob(_ column: Int32) -> [UInt8] {
+        let count = Int(sqlite3_column_bytes(stmt, column))
+        guard count > 0, let p = sqlite3_column_blob(stmt, column) else { return [] }
+        return Array(UnsafeRawBufferPointer(start: p, count: count))
+    }
+}

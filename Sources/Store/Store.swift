@@ -1,0 +1,485 @@
+import CSQLite
+import Foundation
+import Glibc
+import Synchronization
+
+/// How hard the store tries not to lose acknowledged work.
+public enum Durability: Sendable, Equatable {
+    /// Acknowledge QoS 1/2 work only after the commit that holds it (fsync).
+    case full
+    /// Acknowledge at once; commit at least every `milliseconds`. A crash may lose
+    /// what was acknowledged within that window.
+    case batch(milliseconds: Int)
+    /// Keep nothing on disk: a restart forgets sessions, queues and retained messages.
+    case none
+}
+
+/// The SQLite database in the data directory, and its single writer thread:
+/// changes are queued from the event loops and committed in batches (one
+/// transaction, one fsync for many changes); completions run on the loop that
+/// asked, after the commit.
+public final class Store: @unchecked Sendable {
+    public static let schemaVersion: Int64 = 1
+    public let directory: String
+    public let durability: Durability
+    private let db: SQLiteDatabase
+    private let lockFD: Int32
+
+    private struct Entry {
+        let ops: [StoreOp]
+        let completion: ((Bool) -> Void)?
+        let executor: ((@escaping () -> Void) -> Void)?
+    }
+
+    private let condition = NSCondition()
+    private var pending: [Entry] = []
+    private var stopping = false
+    private var thread: Thread?
+    private let finished = DispatchSemaphore(value: 0)
+    /// Set while writes fail because the disk (or `maxBytes`) is full.
+    public let isFull = Atomic<Bool>(false)
+    /// Commits done and operations written, for $SYS.
+    public let commits = Atomic<Int>(0)
+    public let operations = Atomic<Int>(0)
+    private var statements: [String: Statement] = [:]
+    private var lastCleanup = Date()
+
+    /// Opens (creating if needed) the database in `directory`. Refuses a database
+    /// held by another running Parley, one from a newer Parley, or one that is not
+    /// a Parley database; never deletes anything.
+    public init(directory: String, durability: Durability, maxBytes: Int? = nil) throws(StoreError) {
+        self.directory = directory
+        self.durability = durability
+        var isDirectory: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            } catch {
+                throw StoreError("cannot create the data directory \(directory): \(error.localizedDescription)")
+            }
+        } else if !isDirectory.boolValue {
+            throw StoreError("the data directory \(directory) is a file, not a directory")
+        }
+        if access(directory, W_OK) != 0 {
+            throw StoreError("the data directory \(directory) is not writable")
+        }
+        let lockPath = directory + "/parley.lock"
+        let lockFD = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        self.lockFD = lockFD
+        if lockFD < 0 { throw StoreError("cannot open \(lockPath): \(String(cString: strerror(errno)))") }
+        if flock(lockFD, LOCK_EX | LOCK_NB) != 0 {
+            var buffer = [UInt8](repeating: 0, count: 32)
+            let n = read(lockFD, &buffer, 31)
+            let holder = n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : "?"
+            close(lockFD)
+            throw StoreError("the database in \(directory) is in use by another running Parley (pid \(holder))")
+        }
+        ftruncate(lockFD, 0)
+        let pid = Array("\(getpid())\n".utf8)
+        _ = pid.withUnsafeBytes { pwrite(lockFD, $0.baseAddress, $0.count, 0) }
+
+        let path = directory + "/parley.db"
+        do {
+            db = try SQLiteDatabase(path: path)
+            try db.exec("PRAGMA journal_mode = WAL")
+            try db.exec(durability == .full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
+            try db.exec("PRAGMA foreign_keys = OFF")
+            if let maxBytes {
+                let page = try db.scalarInt("PRAGMA page_size") ?? 4096
+                try db.exec("PRAGMA max_page_count = \(max(16, Int64(maxBytes) / page))")
+            }
+            try Self.migrate(db, path: path)
+        } catch {
+            close(lockFD)
+            throw error
+        }
+    }
+
+    deinit {
+        close(lockFD)
+    }
+
+    private static func migrate(_ db: SQLiteDatabase, path: String) throws(StoreError) {
+        let version: Int64
+        do {
+            version = try db.scalarInt("PRAGMA user_version") ?? 0
+        } catch {
+            throw StoreError("\(path) is not a usable SQLite database (\(error.description)); it was left untouched", code: error.code)
+        }
+        if version > schemaVersion {
+            throw StoreError("\(path) has schema version \(version), newer than this Parley understands (\(schemaVersion)); refusing to start and leaving it untouched")
+        }
+        if version == 0 {
+            let tables = try db.scalarInt("SELECT count(*) FROM sqlite_master WHERE type = 'table'") ?? 0
+            if tables > 0 {
+                throw StoreError("\(path) holds tables but no Parley schema version; refusing to start and leaving it untouched")
+            }
+            try db.exec("""
+                BEGIN;
+                CREATE TABLE messages(id INTEGER PRIMARY KEY, topic BLOB NOT NULL, payload BLOB NOT NULL,
+                    qos INTEGER NOT NULL, retain INTEGER NOT NULL, properties BLOB, expires_at INTEGER,
+                    origin TEXT, routed INTEGER NOT NULL DEFAULT 0);
+                CREATE TABLE sessions(client_id TEXT PRIMARY KEY, expiry_interval INTEGER NOT NULL,
+                    expires_at INTEGER, username TEXT, version INTEGER NOT NULL, will BLOB,
+                    will_delay INTEGER NOT NULL DEFAULT 0);
+                CREATE TABLE subscriptions(client_id TEXT NOT NULL, filter BLOB NOT NULL, options INTEGER NOT NULL,
+                    identifier INTEGER, PRIMARY KEY(client_id, filter)) WITHOUT ROWID;
+                CREATE TABLE deliveries(client_id TEXT NOT NULL, seq INTEGER NOT NULL, message_id INTEGER NOT NULL,
+                    qos INTEGER NOT NULL, retain INTEGER NOT NULL, sub_ids BLOB, packet_id INTEGER,
+                    state INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(client_id, seq)) WITHOUT ROWID;
+                CREATE UNIQUE INDEX deliveries_once ON deliveries(client_id, message_id);
+                CREATE INDEX deliveries_message ON deliveries(message_id);
+                CREATE TABLE incoming(client_id TEXT NOT NULL, packet_id INTEGER NOT NULL,
+                    PRIMARY KEY(client_id, packet_id)) WITHOUT ROWID;
+                CREATE TABLE retained(topic BLOB PRIMARY KEY, message_id INTEGER NOT NULL) WITHOUT ROWID;
+                PRAGMA user_version = 1;
+                COMMIT;
+                """)
+        }
+    }
+
+    // MARK: Start-up
+
+    /// Reads everything back, dropping sessions and messages that expired (also
+    /// while the broker was down). `page` deliveries per session are loaded; the
+    /// rest stay on disk and are counted in `backlog`.
+    public func load(now: Int64, page pageSize: Int) throws(StoreError) -> StoreSnapshot {
+        var snap = StoreSnapshot()
+        try db.exec("BEGIN")
+        do {
+            try deleteExpired(now: now)
+            try db.exec("COMMIT")
+        } catch {
+            try? db.exec("ROLLBACK")
+            throw error
+        }
+        let sessions = try db.prepare("SELECT client_id, expiry_interval, expires_at, username, version, will, will_delay FROM sessions")
+        while try sessions.step() {
+            let will = sessions.isNull(5) ? nil : StoredMessage(blob: sessions.blob(5))
+            snap.sessions.append(StoredSession(
+                clientID: sessions.text(0) ?? "", expiryInterval: UInt32(truncatingIfNeeded: sessions.int(1)),
+                expiresAt: sessions.optionalInt(2), username: sessions.text(3), version: UInt8(truncatingIfNeeded: sessions.int(4)),
+                will: will, willDelay: UInt32(truncatingIfNeeded: sessions.int(6))))
+        }
+        let subs = try db.prepare("SELECT client_id, filter, options, identifier FROM subscriptions")
+        while try subs.step() {
+            snap.subscriptions.append(StoredSubscription(
+                clientID: subs.text(0) ?? "", filter: subs.blob(1), options: UInt8(truncatingIfNeeded: subs.int(2)),
+                identifier: subs.optionalInt(3).map { UInt32(truncatingIfNeeded: $0) }))
+        }
+        let seqs = try db.prepare("SELECT client_id, max(seq), count(*) FROM deliveries GROUP BY client_id")
+        var counts: [String: Int] = [:]
+        while try seqs.step() {
+            let id = seqs.text(0) ?? ""
+            snap.maxSeq[id] = seqs.int(1)
+            counts[id] = Int(seqs.int(2))
+        }
+        let page = try db.prepare("""
+            SELECT client_id, seq, message_id, qos, retain, sub_ids, packet_id, state FROM deliveries
+            WHERE client_id = ? ORDER BY seq LIMIT ?
+            """)
+        for (clientID, count) in counts {
+            page.bind(1, clientID).bind(2, Int64(max(1, pageSize)))
+            var loaded = 0
+            while try page.step() {
+                snap.deliveries.append(Self.delivery(page))
+                loaded += 1
+            }
+            page.reset()
+            if count > loaded { snap.backlog[clientID] = count - loaded }
+        }
+        for d in snap.deliveries where snap.messages[d.messageID] == nil {
+            if let m = try message(d.messageID) { snap.messages[m.id] = m }
+        }
+        let retained = try db.prepare("SELECT m.id FROM retained r JOIN messages m ON m.id = r.message_id")
+        var retainedIDs: [Int64] = []
+        while try retained.step() { retainedIDs.append(retained.int(0)) }
+        for id in retainedIDs { if let m = try message(id) { snap.retained.append(m) } }
+        let unrouted = try db.prepare("SELECT id FROM messages WHERE routed = 0 ORDER BY id")
+        var unroutedIDs: [Int64] = []
+        while try unrouted.step() { unroutedIDs.append(unrouted.int(0)) }
+        for id in unroutedIDs { if let m = try message(id) { snap.unrouted.append(m) } }
+        let incoming = try db.prepare("SELECT client_id, packet_id FROM incoming")
+        while try incoming.step() {
+            snap.incoming.append((incoming.text(0) ?? "", UInt16(truncatingIfNeeded: incoming.int(1))))
+        }
+        snap.maxMessageID = try db.scalarInt("SELECT max(id) FROM messages") ?? 0
+        return snap
+    }
+
+    static func delivery(_ s: Statement) -> StoredDelivery {
+        let ids = s.blob(5)
+        var subIDs: [UInt32] = []
+        var i = 0
+        while i + 4 <= ids.count {
+            subIDs.append(UInt32(ids[i]) << 24 | UInt32(ids[i + 1]) << 16 | UInt32(ids[i + 2]) << 8 | UInt32(ids[i + 3]))
+            i += 4
+        }
+        return StoredDelivery(
+            clientID: s.text(0) ?? "", seq: s.int(1), messageID: s.int(2), qos: UInt8(truncatingIfNeeded: s.int(3)),
+            retain: s.int(4) != 0, subscriptionIDs: subIDs, packetID: s.optionalInt(6).map { UInt16(truncatingIfNeeded: $0) },
+            state: StoredDelivery.State(rawValue: UInt8(truncatingIfNeeded: s.int(7))) ?? .queued)
+    }
+
+    private func message(_ id: Int64) throws(StoreError) -> StoredMessage? {
+        let s = try cached("SELECT id, topic, payload, qos, retain, properties, expires_at, origin FROM messages WHERE id = ?")
+        defer { s.reset() }
+        s.bind(1, id)
+        guard try s.step() else { return nil }
+        return StoredMessage(id: s.int(0), topic: s.blob(1), payload: s.blob(2), qos: UInt8(truncatingIfNeeded: s.int(3)),
+                             retain: s.int(4) != 0, properties: s.blob(5), expiresAt: s.optionalInt(6), origin: s.text(7))
+    }
+
+    private func deleteExpired(now: Int64) throws(StoreError) {
+        try db.exec("""
+            CREATE TEMP TABLE IF NOT EXISTS gone(client_id TEXT PRIMARY KEY);
+            DELETE FROM gone;
+            INSERT INTO gone SELECT client_id FROM sessions WHERE expires_at IS NOT NULL AND expires_at <= \(now);
+            DELETE FROM subscriptions WHERE client_id IN (SELECT client_id FROM gone);
+            DELETE FROM deliveries WHERE client_id IN (SELECT client_id FROM gone);
+            DELETE FROM incoming WHERE client_id IN (SELECT client_id FROM gone);
+            DELETE FROM sessions WHERE client_id IN (SELECT client_id FROM gone);
+            DELETE FROM deliveries WHERE message_id IN
+                (SELECT id FROM messages WHERE expires_at IS NOT NULL AND expires_at <= \(now));
+            DELETE FROM retained WHERE message_id IN
+                (SELECT id FROM messages WHERE expires_at IS NOT NULL AND expires_at <= \(now));
+            DELETE FROM messages WHERE routed = 1 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = messages.id)
+                AND NOT EXISTS (SELECT 1 FROM retained r WHERE r.message_id = messages.id);
+            DELETE FROM messages WHERE expires_at IS NOT NULL AND expires_at <= \(now);
+            """)
+    }
+
+    /// The next page of a session's deliveries after `seq`, with their messages.
+    /// Runs on the writer thread (in order with the writes), answers on `executor`.
+    public func loadDeliveries(clientID: String, after seq: Int64, limit: Int,
+                               executor: @escaping (@escaping () -> Void) -> Void,
+                               _ reply: @escaping ([StoredDelivery], [Int64: StoredMessage]) -> Void)
+    {
+        submitRead { [self] in
+            var rows: [StoredDelivery] = []
+            var bodies: [Int64: StoredMessage] = [:]
+            do {
+                let s = try cached("""
+                    SELECT client_id, seq, message_id, qos, retain, sub_ids, packet_id, state FROM deliveries
+                    WHERE client_id = ? AND seq > ? ORDER BY seq LIMIT ?
+                    """)
+                s.bind(1, clientID).bind(2, seq).bind(3, Int64(limit))
+                while try s.step() { rows.append(Self.delivery(s)) }
+                s.reset()
+                for r in rows where bodies[r.messageID] == nil {
+                    if let m = try message(r.messageID) { bodies[m.id] = m }
+                }
+            } catch {
+                FileHandle.standardError.write(Data("level=error event=store.read_failed error=\"\(error)\"\n".utf8))
+            }
+            executor { reply(rows, bodies) }
+        }
+    }
+
+    // MARK: Writing
+
+    /// Queues changes. `completion(true)` runs on `executor` once they are
+    /// committed (`false` if the commit failed: disk full, I/O error).
+    public func submit(_ ops: [StoreOp], executor: ((@escaping () -> Void) -> Void)? = nil,
+                       completion: ((Bool) -> Void)? = nil)
+    {
+        condition.lock()
+        pending.append(Entry(ops: ops, completion: completion, executor: executor))
+        condition.signal()
+        condition.unlock()
+    }
+
+    private var reads: [() -> Void] = []
+
+    private func submitRead(_ work: @escaping () -> Void) {
+        condition.lock()
+        reads.append(work)
+        condition.signal()
+        condition.unlock()
+    }
+
+    public func start() {
+        let t = Thread { [self] in run() }
+        t.name = "parley-store"
+        thread = t
+        t.start()
+    }
+
+    /// Commits what is queued and stops the writer.
+    public func stop() {
+        condition.lock()
+        stopping = true
+        condition.signal()
+        condition.unlock()
+        if thread != nil { finished.wait() }
+    }
+
+    private func run() {
+        let batchDelay: Double
+        if case .batch(let ms) = durability { batchDelay = Double(ms) / 1000 } else { batchDelay = 0 }
+        while true {
+            condition.lock()
+            while pending.isEmpty && reads.isEmpty && !stopping {
+                if isFull.load(ordering: .relaxed) {
+                    _ = condition.wait(until: Date().addingTimeInterval(1))
+                    break
+                }
+                condition.wait()
+            }
+            if batchDelay > 0 && !stopping && reads.isEmpty {
+                // Batch mode: gather for up to the window before committing.
+                condition.unlock()
+                Thread.sleep(forTimeInterval: batchDelay)
+                condition.lock()
+            }
+            let batch = pending
+            pending.removeAll(keepingCapacity: true)
+            let readWork = reads
+            reads.removeAll()
+            let done = stopping && batch.isEmpty && readWork.isEmpty
+            condition.unlock()
+            if !batch.isEmpty { write(batch) } else if isFull.load(ordering: .relaxed) { probeSpace() }
+            for r in readWork { r() }
+            if Date().timeIntervalSince(lastCleanup) > 10 { cleanup() }
+            if done { break }
+        }
+        statements.removeAll()
+        finished.signal()
+    }
+
+    private func write(_ batch: [Entry]) {
+        var ok = true
+        do {
+            try db.exec("BEGIN IMMEDIATE")
+            for entry in batch { for op in entry.ops { try apply(op) } }
+            try db.exec("COMMIT")
+            commits.add(1, ordering: .relaxed)
+            operations.add(batch.reduce(0) { $0 + $1.ops.count }, ordering: .relaxed)
+            if isFull.load(ordering: .relaxed) {
+                isFull.store(false, ordering: .relaxed)
+                FileHandle.standardError.write(Data("level=info event=store.space_recovered\n".utf8))
+            }
+        } catch {
+            ok = false
+            try? db.exec("ROLLBACK")
+            for (_, s) in statements { s.reset() }
+            if error.isFull || error.code == SQLITE_FULL {
+                if !isFull.exchange(true, ordering: .relaxed) {
+                    FileHandle.standardError.write(Data("level=error event=store.full error=\"\(error)\"\n".utf8))
+                }
+            } else {
+                FileHandle.standardError.write(Data("level=error event=store.write_failed error=\"\(error)\"\n".utf8))
+            }
+        }
+        // Completions, grouped so that each loop is woken once per commit.
+        for entry in batch {
+            guard let completion = entry.completion else { continue }
+            if let executor = entry.executor {
+                executor { completion(ok) }
+            } else {
+                completion(ok)
+            }
+        }
+    }
+
+    /// While full: a small write tells whether space has come back.
+    private func probeSpace() {
+        do {
+            try db.exec("BEGIN IMMEDIATE; CREATE TEMP TABLE IF NOT EXISTS probe(x); COMMIT;")
+        } catch {
+            try? db.exec("ROLLBACK")
+        }
+    }
+
+    /// Drops message bodies nothing refers to any more.
+    private func cleanup() {
+        lastCleanup = Date()
+        do {
+            try db.exec("""
+                DELETE FROM messages WHERE routed = 1
+                  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = messages.id)
+                  AND NOT EXISTS (SELECT 1 FROM retained r WHERE r.message_id = messages.id)
+                """)
+        } catch {
+            FileHandle.standardError.write(Data("level=warn event=store.cleanup_failed error=\"\(error)\"\n".utf8))
+        }
+    }
+
+    private func cached(_ sql: String) throws(StoreError) -> Statement {
+        if let s = statements[sql] { return s }
+        let s = try db.prepare(sql)
+        statements[sql] = s
+        return s
+    }
+
+    private func apply(_ op: StoreOp) throws(StoreError) {
+        switch op {
+        case .message(let m):
+            try cached("""
+                INSERT OR IGNORE INTO messages(id, topic, payload, qos, retain, properties, expires_at, origin, routed)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)
+                """)
+                .bind(1, m.id).bind(2, bytes: m.topic).bind(3, bytes: m.payload).bind(4, Int64(m.qos))
+                .bind(5, Int64(m.retain ? 1 : 0)).bind(6, bytes: m.properties).bind(7, m.expiresAt).bind(8, m.origin).run()
+        case .messageBody(let m):
+            try cached("""
+                INSERT OR IGNORE INTO messages(id, topic, payload, qos, retain, properties, expires_at, origin, routed)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)
+                """)
+                .bind(1, m.id).bind(2, bytes: m.topic).bind(3, bytes: m.payload).bind(4, Int64(m.qos))
+                .bind(5, Int64(m.retain ? 1 : 0)).bind(6, bytes: m.properties).bind(7, m.expiresAt).bind(8, m.origin).run()
+        case .retain(let topic, let id):
+            if let id {
+                try cached("INSERT OR REPLACE INTO retained(topic, message_id) VALUES (?, ?)").bind(1, bytes: topic).bind(2, id).run()
+            } else {
+                try cached("DELETE FROM retained WHERE topic = ?").bind(1, bytes: topic).run()
+            }
+        case .routed(let id):
+            try cached("UPDATE messages SET routed = 1 WHERE id = ?").bind(1, id).run()
+        case .enqueue(let d):
+            var ids: [UInt8] = []
+            for v in d.subscriptionIDs { ids += [UInt8(v >> 24), UInt8((v >> 16) & 0xFF), UInt8((v >> 8) & 0xFF), UInt8(v & 0xFF)] }
+            try cached("""
+                INSERT OR IGNORE INTO deliveries(client_id, seq, message_id, qos, retain, sub_ids, packet_id, state)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+                .bind(1, d.clientID).bind(2, d.seq).bind(3, d.messageID).bind(4, Int64(d.qos)).bind(5, Int64(d.retain ? 1 : 0))
+                .bind(6, bytes: ids.isEmpty ? nil : ids).bind(7, d.packetID.map { Int64($0) }).bind(8, Int64(d.state.rawValue)).run()
+        case .deliverySent(let c, let seq, let packetID):
+            try cached("UPDATE deliveries SET state = 1, packet_id = ? WHERE client_id = ? AND seq = ?")
+                .bind(1, Int64(packetID)).bind(2, c).bind(3, seq).run()
+        case .deliveryReleased(let c, let seq):
+            try cached("UPDATE deliveries SET state = 2 WHERE client_id = ? AND seq = ?").bind(1, c).bind(2, seq).run()
+        case .deliveryDone(let c, let seq):
+            try cached("DELETE FROM deliveries WHERE client_id = ? AND seq = ?").bind(1, c).bind(2, seq).run()
+        case .incoming(let c, let id):
+            try cached("INSERT OR IGNORE INTO incoming(client_id, packet_id) VALUES (?, ?)").bind(1, c).bind(2, Int64(id)).run()
+        case .incomingDone(let c, let id):
+            try cached("DELETE FROM incoming WHERE client_id = ? AND packet_id = ?").bind(1, c).bind(2, Int64(id)).run()
+        case .session(let s):
+            try cached("""
+                INSERT OR REPLACE INTO sessions(client_id, expiry_interval, expires_at, username, version, will, will_delay)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """)
+                .bind(1, s.clientID).bind(2, Int64(s.expiryInterval)).bind(3, s.expiresAt).bind(4, s.username)
+                .bind(5, Int64(s.version)).bind(6, bytes: s.will?.blob).bind(7, Int64(s.willDelay)).run()
+        case .sessionDisconnected(let c, let expiresAt):
+            try cached("UPDATE sessions SET expires_at = ? WHERE client_id = ?").bind(1, expiresAt).bind(2, c).run()
+        case .clearWill(let c):
+            try cached("UPDATE sessions SET will = NULL WHERE client_id = ?").bind(1, c).run()
+        case .deleteSession(let c):
+            for sql in [
+                "DELETE FROM subscriptions WHERE client_id = ?", "DELETE FROM deliveries WHERE client_id = ?",
+                "DELETE FROM incoming WHERE client_id = ?", "DELETE FROM sessions WHERE client_id = ?",
+            ] {
+                try cached(sql).bind(1, c).run()
+            }
+        case .subscribe(let s):
+            try cached("INSERT OR REPLACE INTO subscriptions(client_id, filter, options, identifier) VALUES (?, ?, ?, ?)")
+                .bind(1, s.clientID).bind(2, bytes: s.filter).bind(3, Int64(s.options))
+                .bind(4, s.identifier.map { Int64($0) }).run()
+        case .unsubscribe(let c, let filter):
+            try cached("DELETE FROM subscriptions WHERE client_id = ? AND filter = ?").bind(1, c).bind(2, bytes: filter).run()
+        }
+    }
+}
