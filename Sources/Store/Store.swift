@@ -81,6 +81,9 @@ public final class Store: @unchecked Sendable {
         let path = directory + "/parley.db"
         do {
             db = try SQLiteDatabase(path: path)
+            // Look before touching: a foreign, corrupt or newer database is refused
+            // before anything (even the journal mode) is written to it.
+            let version = try Self.checkSchema(db, path: path)
             try db.exec("PRAGMA journal_mode = WAL")
             try db.exec(durability == .full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
             try db.exec("PRAGMA foreign_keys = OFF")
@@ -88,7 +91,7 @@ public final class Store: @unchecked Sendable {
                 let page = try db.scalarInt("PRAGMA page_size") ?? 4096
                 try db.exec("PRAGMA max_page_count = \(max(16, Int64(maxBytes) / page))")
             }
-            try Self.migrate(db, path: path)
+            try Self.migrate(db, from: version)
         } catch {
             close(lockFD)
             throw error
@@ -99,21 +102,29 @@ public final class Store: @unchecked Sendable {
         close(lockFD)
     }
 
-    private static func migrate(_ db: SQLiteDatabase, path: String) throws(StoreError) {
+    /// The schema version, after checking this is a database Parley may use.
+    private static func checkSchema(_ db: SQLiteDatabase, path: String) throws(StoreError) -> Int64 {
         let version: Int64
+        let tables: Int64
         do {
             version = try db.scalarInt("PRAGMA user_version") ?? 0
+            tables = try db.scalarInt("SELECT count(*) FROM sqlite_master WHERE type = 'table'") ?? 0
         } catch {
-            throw StoreError("\(path) is not a usable SQLite database (\(error.description)); it was left untouched", code: error.code)
+            throw StoreError("\(path) is not a usable SQLite database (\(error.description)); it was left untouched",
+                             code: error.code)
         }
         if version > schemaVersion {
             throw StoreError("\(path) has schema version \(version), newer than this Parley understands (\(schemaVersion)); refusing to start and leaving it untouched")
         }
+        if version == 0 && tables > 0 {
+            throw StoreError("\(path) holds tables but no Parley schema version; refusing to start and leaving it untouched")
+        }
+        return version
+    }
+
+    /// Brings the schema up to `schemaVersion`, one step per version.
+    private static func migrate(_ db: SQLiteDatabase, from version: Int64) throws(StoreError) {
         if version == 0 {
-            let tables = try db.scalarInt("SELECT count(*) FROM sqlite_master WHERE type = 'table'") ?? 0
-            if tables > 0 {
-                throw StoreError("\(path) holds tables but no Parley schema version; refusing to start and leaving it untouched")
-            }
             try db.exec("""
                 BEGIN;
                 CREATE TABLE messages(id INTEGER PRIMARY KEY, topic BLOB NOT NULL, payload BLOB NOT NULL,
