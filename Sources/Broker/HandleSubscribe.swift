@@ -97,18 +97,34 @@ extension ClientConnection {
     func handleUnsubscribe(_ packet: UnsubscribePacket) {
         guard let session else { return }
         var codes: [ReasonCode] = []
+        var ops: [StoreOp] = []
         for filter in packet.topicFilters {
             if let entry = session.subscriptions.removeValue(forKey: filter) {
                 ctx.removeSubscription(raw: filter, entry: entry, session: session)
-                if session.durable != nil {
-                    ctx.store?.submit([.unsubscribe(clientID: clientID, filter: Array(filter.bytes))])
+                if session.durable != nil && ctx.store != nil {
+                    ops.append(.unsubscribe(clientID: clientID, filter: Array(filter.bytes)))
                 }
                 codes.append(.success)
             } else {
                 codes.append(.noSubscriptionExisted)
             }
         }
-        sendPacket(.unsuback(UnsubackPacket(packetID: packet.packetID, reasonCodes: codes)))
+        let unsuback = Packet.unsuback(UnsubackPacket(packetID: packet.packetID, reasonCodes: codes))
+        // A stored session's subscriptions are gone from disk before UNSUBACK says so.
+        if let store = ctx.store, !ops.isEmpty {
+            if ctx.waitsForCommit {
+                paused = true
+                store.submit(ops, executor: ctx.executor) { [self] _ in
+                    if isClosed { return }
+                    sendPacket(unsuback)
+                    paused = false
+                    processFrames()
+                }
+                return
+            }
+            store.submit(ops)
+        }
+        sendPacket(unsuback)
     }
 
     /// A client's DISCONNECT: v5 may ask for its will (0x04) and change the session expiry.
