@@ -89,7 +89,11 @@ final class BenchClient: Connection {
             return
         }
         beginTLSHandshake()
-        let connect = ConnectPacket(version: options.version, clientID: clientID, cleanStart: true, keepAlive: 0)
+        var connect = ConnectPacket(version: options.version, clientID: clientID, cleanStart: true, keepAlive: 0)
+        if options.persistent && subscribeTo != nil {
+            connect.cleanStart = options.version == .v5
+            if options.version == .v5 { connect.properties.sessionExpiryInterval = 600 }
+        }
         sendEncoding { out in try? Packet.connect(connect).encode(into: &out, version: options.version) }
     }
 

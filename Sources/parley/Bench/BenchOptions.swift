@@ -29,6 +29,9 @@ struct BenchOptions {
     var label = "parley"
     /// Connect over TLS; verify the broker against `caFile` when given.
     var tls = false
+    /// Subscribers keep their sessions (3.1.1 clean session 0, v5 session expiry),
+    /// under client ids unique to this run.
+    var persistent = false
     var caFile: String?
     var quiet = false
 
@@ -50,6 +53,7 @@ struct BenchOptions {
           --json FILE            also write the result as JSON
           --label NAME           name of the broker in the result (default parley)
           --tls                  connect over TLS (MQTT over TLS listener)
+          --persistent           subscribers use persistent sessions (client ids unique to the run)
           --cafile FILE          CA to verify the broker's certificate (with --tls)
           --quiet                no progress lines
         """
@@ -99,6 +103,10 @@ struct BenchOptions {
                 o.tls = true
             case "--tls":
                 o.tls = true
+                i += 1
+                continue
+            case "--persistent":
+                o.persistent = true
                 i += 1
                 continue
             case "--quiet":

@@ -24,6 +24,13 @@ final class LoadGenerator: @unchecked Sendable {
     /// The clients the scenario needs: who publishes where, who subscribes to what.
     private func buildPlan() {
         let o = options
+        defer {
+            if o.persistent {
+                // Persistent sessions must not resume an earlier run's.
+                let run = String(UInt32.random(in: 0...UInt32.max), radix: 36)
+                plan = plan.map { ("\($0.clientID)-\(run)", $0.publisher, $0.subscribe) }
+            }
+        }
         func addPublisher(_ topic: String, fanout: Int) -> Int {
             publishers.append(PublisherState(index: publishers.count, topic: ByteString(topic), fanout: fanout))
             return publishers.count - 1
