@@ -9,8 +9,9 @@ final class ClientConnection: Connection {
 
     // Field order keeps the object small (an idle client costs what is stored here):
     // words first, then the small numbers and flags packed together.
-    /// Loops live as long as the broker; connections never outlive them.
-    unowned(unsafe) let ctx: BrokerLoop
+    /// Loops live as long as the broker; connections never outlive them. It
+    /// changes once, when the connection moves to its session's loop.
+    @exclusivity(unchecked) unowned(unsafe) var ctx: BrokerLoop
     @exclusivity(unchecked) var decoder: FrameDecoder
     var session: Session?
     var clientID = ""

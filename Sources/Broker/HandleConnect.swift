@@ -2,17 +2,6 @@ import MQTT
 import Reactor
 import Store
 
-/// What travels with a connection moved to its session's home loop after CONNECT.
-struct ConnectHandoff {
-    let connect: ConnectPacket
-    let clientID: String
-    let assignedID: Bool
-    let username: String?
-    let decoder: FrameDecoder
-    let acceptedAt: UInt64
-    let tls: TLSStream?
-}
-
 extension ClientConnection {
     // MARK: CONNECT
 
@@ -119,37 +108,28 @@ extension ClientConnection {
             finishConnect(connect, clientID: clientID, assigned: assigned, username: username)
             return
         }
-        let handoff = ConnectHandoff(connect: connect, clientID: clientID, assignedID: assigned, username: username,
-                                     decoder: decoder, acceptedAt: acceptedAt, tls: tls)
-        let fd = self.fd
-        let peer = self.peer
-        detachFromLoop()
+        // The same object moves: its socket, TLS state and unread bytes go along.
+        // Hand over only once this loop is done with the connection for this turn,
+        // so that the two loops never touch it at the same time.
+        leaveLoop()
         ctx.clients[ObjectIdentifier(self)] = nil
-        home.loop.execute {
-            let moved = ClientConnection(fd: fd, ctx: home, peer: peer)
-            moved.adopt(handoff)
-        }
+        loop.atEndOfTurn { [self] in home.loop.execute { [self] in moved(to: home, connect, clientID, assigned, username) } }
     }
 
-    /// On the home loop: take over the socket and finish CONNECT.
-    private func adopt(_ handoff: ConnectHandoff) {
-        decoder = handoff.decoder
-        adoptTLS(handoff.tls)
-        version = handoff.connect.version
-        problemInformation = handoff.connect.properties.requestProblemInformation ?? true
-        clientID = handoff.clientID
-        state = .authenticating
-        paused = true
-        ctx.clients[ObjectIdentifier(self)] = self
+    /// On the home loop: watch the socket here and finish CONNECT.
+    private func moved(to home: BrokerLoop, _ connect: ConnectPacket, _ clientID: String, _ assigned: Bool,
+                       _ username: String?)
+    {
         do {
-            try activate()
+            ctx = home
+            home.clients[ObjectIdentifier(self)] = self
+            try joinLoop(home.loop)
         } catch {
             Log.error("client.handoff_failed", ["client": clientID, "error": error])
             closeNow()
             return
         }
-        finishConnect(handoff.connect, clientID: handoff.clientID, assigned: handoff.assignedID,
-                      username: handoff.username)
+        finishConnect(connect, clientID: clientID, assigned: assigned, username: username)
     }
 
     /// Attaches (or creates) the session, answers CONNACK, resends what was in flight.

@@ -1,6 +1,17 @@
 import MQTT
 import Reactor
 
+/// Session state that most sessions never need.
+final class SessionExtras {
+    var incomingQoS2: Set<UInt16> = []
+    var will: Message?
+    var willDelay: UInt32 = 0
+    var expiryTimer = TimerID.none
+    var willTimer = TimerID.none
+    var internalClient: InternalClient?
+    var durable: DurableQueue?
+}
+
 /// A stored session's queue bookkeeping: the queue on disk is the truth; memory
 /// holds a prefix of it (in flight, then queued), the rest is paged in on demand.
 final class DurableQueue {
@@ -60,16 +71,9 @@ final class Session {
     private(set) var queue: [QueuedDelivery] = []
     private(set) var queuedBytes = 0
 
-    // Inbound QoS 2: ids received (PUBREC sent) and not yet released.
-    var incomingQoS2: Set<UInt16> = []
-
-    var will: Message?
-    var expiryTimer = TimerID.none
-    var willTimer = TimerID.none
-    /// For the broker's internal clients: messages go to a handler, not a socket.
-    var internalClient: InternalClient?
-    /// For sessions kept in the store: where its durable queue stands.
-    var durable: DurableQueue?
+    /// What most sessions never use (wills, timers, QoS 2 ids, storage), kept out
+    /// of line so that an idle client costs less.
+    private var extras: SessionExtras?
     // Routing scratch: de-duplicates overlapping subscriptions within one route pass.
     @exclusivity(unchecked) var routeStamp: UInt64 = 0
     @exclusivity(unchecked) var routeSlot: Int32 = 0
@@ -78,7 +82,6 @@ final class Session {
     private var queueHeadIndex32: Int32 = 0
     /// Seconds the session outlives its connection; `UInt32.max` means forever.
     var expiryInterval: UInt32 = 0
-    var willDelay: UInt32 = 0
     private var nextPacketID: UInt16 = 1
     var version: ProtocolVersion = .v3_1_1
     /// Set once the session has ended; late deliveries to it are ignored.
@@ -87,6 +90,45 @@ final class Session {
     private var queueHead: Int {
         get { Int(queueHeadIndex32) }
         set { queueHeadIndex32 = Int32(newValue) }
+    }
+
+    private var more: SessionExtras {
+        if let extras { return extras }
+        let made = SessionExtras()
+        extras = made
+        return made
+    }
+
+    // Inbound QoS 2: ids received (PUBREC sent) and not yet released.
+    var incomingQoS2: Set<UInt16> {
+        get { extras?.incomingQoS2 ?? [] }
+        _modify { yield &more.incomingQoS2 }
+    }
+    var will: Message? {
+        get { extras?.will }
+        set { if newValue != nil || extras != nil { more.will = newValue } }
+    }
+    var willDelay: UInt32 {
+        get { extras?.willDelay ?? 0 }
+        set { if newValue != 0 || extras != nil { more.willDelay = newValue } }
+    }
+    var expiryTimer: TimerID {
+        get { extras?.expiryTimer ?? .none }
+        set { if newValue != .none || extras != nil { more.expiryTimer = newValue } }
+    }
+    var willTimer: TimerID {
+        get { extras?.willTimer ?? .none }
+        set { if newValue != .none || extras != nil { more.willTimer = newValue } }
+    }
+    /// For the broker's internal clients: messages go to a handler, not a socket.
+    var internalClient: InternalClient? {
+        get { extras?.internalClient }
+        set { if newValue != nil || extras != nil { more.internalClient = newValue } }
+    }
+    /// For sessions kept in the store: where its durable queue stands.
+    var durable: DurableQueue? {
+        get { extras?.durable }
+        set { if newValue != nil || extras != nil { more.durable = newValue } }
     }
 
     init(clientID: String, home: BrokerLoop) {
@@ -198,6 +240,6 @@ final class Session {
         inflight.removeAll()
         inflightOrder.removeAll()
         inflightOrderHead = 0
-        incomingQoS2.removeAll()
+        if extras != nil { incomingQoS2.removeAll() }
     }
 }

@@ -6,8 +6,9 @@ import Glibc
 /// turn (one system call for everything queued during the turn).
 open class Connection: EventHandler {
     // Field order keeps the object small: an idle connection costs what is here.
-    /// A loop outlives the connections registered with it.
-    public unowned(unsafe) let loop: EventLoop
+    /// A loop outlives the connections registered with it. It changes only when
+    /// the connection moves (`leaveLoop` on the old loop, `joinLoop` on the new).
+    @exclusivity(unchecked) public private(set) unowned(unsafe) var loop: EventLoop
     @exclusivity(unchecked) private var outBuffer: [UInt8] = []
     @exclusivity(unchecked) private var outOffset = 0
     public let peer: SocketAddress?
@@ -46,11 +47,17 @@ open class Connection: EventHandler {
         try loop.register(fd, self, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue)
     }
 
-    /// Moves this socket to another loop: stop watching it here. The caller then
-    /// builds a new connection object for the same fd on the other loop.
-    public func detachFromLoop() {
+    /// Moving to another loop, step 1 (on the current loop's thread): stop
+    /// watching the socket here. Nothing may be queued for output.
+    public func leaveLoop() {
         loop.unregister(fd)
-        isClosed = true
+    }
+
+    /// Step 2 (on the new loop's thread): watch the socket there. Bytes that
+    /// arrived in between are still in the kernel and are reported at once.
+    public func joinLoop(_ newLoop: EventLoop) throws(SystemError) {
+        loop = newLoop
+        try activate()
     }
 
     /// Bytes queued and not yet written.

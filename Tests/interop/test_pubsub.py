@@ -195,16 +195,22 @@ def test_shared_subscription_each_message_to_exactly_one_member(broker, paho, to
     assert sum(1 for lst in per_member if lst) >= 2, f"one member got everything: {per_member}"
 
 
-def test_v311_share_prefix_is_an_ordinary_filter(broker, paho, topic):
-    """Design (TopicRules.swift): shared subscriptions are a 5.0 feature; a 3.1.1 client's
-    `$share/g/t` is accepted but is an ordinary $-filter that no client PUBLISH matches."""
-    sub = paho(broker.port, version=4)
-    sub.connect()
-    assert sub.subscribe(f"$share/g/{topic}", 1) == [1]
+def test_v311_clients_may_use_shared_subscriptions_too(broker, paho, topic):
+    """Shared subscriptions are a 5.0 feature that Parley offers to 3.1.1 clients as
+    well (as most brokers do): two 3.1.1 members of `$share/g/t` split the messages."""
+    members = [paho(broker.port, version=4) for _ in range(2)]
+    for m in members:
+        m.connect()
+        assert m.subscribe(f"$share/g/{topic}", 1) == [1]
     pub = paho(broker.port, version=4)
     pub.connect()
-    pub.publish(topic, b"x", 1)
-    sub.expect_no_message(0.4)
+    n = 10
+    for i in range(n):
+        pub.publish(topic, f"{i}".encode(), 1)
+    time.sleep(0.5)
+    per_member = [[int(x.payload) for x in m.drain(0.1)] for m in members]
+    assert sorted(sum(per_member, [])) == list(range(n)), per_member
+    assert all(per_member), f"one member got nothing: {per_member}"
 
 
 def test_shared_subscription_two_groups_each_get_every_message_once(broker, paho, topic):
