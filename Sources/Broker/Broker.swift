@@ -175,7 +175,7 @@ public final class Broker: BrokerServices, @unchecked Sendable {
             done.enter()
             ctx.loop.execute { [self] in
                 for l in listeners where l.loop === ctx.loop { l.stop() }
-                for (_, c) in ctx.clients {
+                for c in ctx.allConnections {
                     c.publishWillOnClose = false
                     c.disconnect(reason: .serverShuttingDown, "server shutting down")
                 }

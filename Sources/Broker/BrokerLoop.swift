@@ -21,7 +21,16 @@ final class BrokerLoop {
     let topics = TopicIndex()
     /// How many subscriptions this loop holds, read by other loops to skip forwarding.
     let subscriptionCount = Atomic<Int>(0)
+    /// Connections without a session yet (before and during CONNECT). Connected
+    /// clients are reached through their sessions, so they need no entry here.
     var clients: [ObjectIdentifier: ClientConnection] = [:]
+
+    /// Every connection of this loop.
+    var allConnections: [ClientConnection] {
+        var out = Array(clients.values)
+        for (_, s) in sessions { if let c = s.connection { out.append(c) } }
+        return out
+    }
     @exclusivity(unchecked) var stats = LoopStats()
     let encodings = PublishEncodings()
 
@@ -289,6 +298,7 @@ final class BrokerLoop {
     func sweep() {
         let t = now
         for (_, c) in clients { c.checkTimers(now: t) }
+        for (_, s) in sessions { s.connection?.checkTimers(now: t) }
         if index == 0 {
             for plugin in broker.plugins(providing: .tick) { plugin.tick(now: t) }
         }

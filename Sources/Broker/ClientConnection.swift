@@ -34,6 +34,9 @@ final class ClientConnection: Connection {
     var publishWillOnClose = true
     /// Set when another connection took over the session.
     var takenOver = false
+    /// Until the CONNACK is written: then the buffers of the handshake are freed at
+    /// once, so that they leave no holes between long-lived objects.
+    var justConnected = false
 
     /// The user name the session was authenticated as.
     var username: String? { session?.username }
@@ -257,6 +260,11 @@ final class ClientConnection: Connection {
     }
 
     override func writeDrained() {
+        if justConnected {
+            justConnected = false
+            if decoder.bufferedByteCount == 0 { decoder.shrink() }
+            releaseIdleBuffers()
+        }
         if let session, session.queuedCount > 0 { ctx.pump(session) }
     }
 

@@ -214,7 +214,9 @@ extension ClientConnection {
 
         session.connection = self
         self.session = session
+        ctx.clients[ObjectIdentifier(self)] = nil
         state = .connected
+        justConnected = true
         ctx.stats.clientsConnected += 1
 
         // A session that outlives its connection is written before CONNACK says so.
