@@ -77,7 +77,9 @@ extension ClientConnection {
     /// QoS 2 delivery to the client completed.
     func handlePubcomp(_ a: AckPacket) {
         guard let session else { return }
-        if let d = session.inflight[a.packetID], d.qos == .exactlyOnce {
+        // Only a released delivery completes: a stray PUBCOMP must not end one that
+        // is still waiting for its PUBREC.
+        if let d = session.inflight[a.packetID], d.qos == .exactlyOnce, d.state == .released {
             session.removeInflight(a.packetID)
             if d.seq != 0 { ctx.store?.submit([.deliveryDone(clientID: session.clientID, seq: d.seq)]) }
             deliveredHook(d.message)

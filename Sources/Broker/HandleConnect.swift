@@ -215,7 +215,8 @@ extension ClientConnection {
         session.connection = self
         self.session = session
         ctx.clients[ObjectIdentifier(self)] = nil
-        state = .connected
+        // Not `.connected` until CONNACK is out: deliveries in between wait in the
+        // session's queue, behind what it already owes the client.
         justConnected = true
         ctx.stats.clientsConnected += 1
 
@@ -250,6 +251,7 @@ extension ClientConnection {
 
     /// CONNACK, then what the session owes the client, then the packets that waited.
     private func completeConnect(_ session: Session, connack: ConnackPacket, sessionPresent: Bool, clean: Bool) {
+        state = .connected
         sendPacket(.connack(connack))
         Log.debug("client.connect", ["client": clientID, "version": version, "clean": clean,
                                      "session_present": sessionPresent])

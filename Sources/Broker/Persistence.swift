@@ -217,6 +217,12 @@ extension BrokerLoop {
 
     /// Sends a QoS 1/2 delivery with a fresh packet id, recording it as sent.
     func send(_ d: QueuedDelivery, packetID: UInt16, to session: Session, conn: ClientConnection) {
+        if d.seq != 0, let durable = session.durable {
+            if d.seq <= durable.lastSentSeq {
+                Log.warning("durable.order", ["client": session.clientID, "seq": d.seq, "after": durable.lastSentSeq])
+            }
+            durable.lastSentSeq = d.seq
+        }
         session.addInflight(packetID, InflightDelivery(seq: d.seq, message: d.message, qos: d.qos, retain: d.retain,
                                                        subscriptionIDs: d.subscriptionIDs, state: .sent))
         if d.seq != 0, let store {

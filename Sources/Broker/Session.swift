@@ -23,6 +23,8 @@ final class DurableQueue {
     var backlog = 0
     /// A page read is on its way.
     var loading = false
+    /// The last sequence number handed to the client (an order check).
+    var lastSentSeq: Int64 = 0
     init(nextSeq: Int64 = 1) { self.nextSeq = nextSeq }
 }
 
