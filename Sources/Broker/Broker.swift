@@ -113,19 +113,27 @@ public final class Broker: BrokerServices, @unchecked Sendable {
             }
             Log.info("listener.open", ["address": bound, "protocol": "mqtts", "loops": count])
         }
+        // Messages whose routing a crash interrupted are matched again before any
+        // loop runs, so they come before anything published after the restart
+        // (their deliveries are written once: the store ignores repeats).
+        for m in recovered {
+            let picks = shared.isEmpty ? [] : shared.pick(topic: m.topic, origin: m.origin)
+            m.pendingRoutes.store(loops.count + picks.count, ordering: .releasing)
+            for ctx in loops {
+                ctx.matchLocally(m)
+                ctx.finishedRouting(m)
+            }
+            for member in picks {
+                loops[member.loop].perform(.deliver(
+                    m, clientID: member.clientID, qos: min(member.options.qos, m.qos),
+                    retain: member.options.retainAsPublished ? m.retain : false,
+                    subscriptionIDs: member.identifier.map { [$0] } ?? []))
+            }
+        }
+        recovered = []
         for ctx in loops {
             ctx.loop.start()
             ctx.loop.execute { [unowned self] in self.startTimers(ctx) }
-        }
-        // Messages whose routing a crash interrupted are matched again (their
-        // deliveries are written once: the store ignores repeats).
-        let pending = recovered
-        recovered = []
-        if !pending.isEmpty {
-            let ctx = loops[0]
-            ctx.loop.execute {
-                for m in pending { ctx.route(m, everywhere: true) }
-            }
         }
     }
 

@@ -200,6 +200,7 @@ extension BrokerLoop {
               session.queuedCount < DurableQueue.memoryPage
         else {
             durable.backlog += 1
+            if durable.loading { durable.addedWhileLoading += 1 }
             return
         }
         durable.lastLoadedSeq = seq
@@ -238,21 +239,33 @@ extension BrokerLoop {
               session.queuedCount == 0, session.connection != nil
         else { return }
         durable.loading = true
+        durable.addedWhileLoading = 0
         let now = self.now
+        let limit = DurableQueue.memoryPage
         store.loadDeliveries(clientID: session.clientID, after: durable.lastLoadedSeq, limit: DurableQueue.memoryPage,
                              executor: executor) { [self] rows, bodies in
             durable.loading = false
             if session.ended { return }
+            // The rows are a prefix (in order) of what is on disk after lastLoadedSeq.
+            // A short page read everything that was written; only what was added
+            // while it ran may still be waiting. The count may come out high (a
+            // repeat the store ignored), never low: a low one would skip a message.
+            if rows.count < limit {
+                durable.backlog = durable.addedWhileLoading
+            } else {
+                durable.backlog = max(durable.addedWhileLoading, durable.backlog - rows.count)
+            }
             for d in rows {
                 durable.lastLoadedSeq = max(durable.lastLoadedSeq, d.seq)
-                durable.backlog = max(0, durable.backlog - 1)
-                guard let body = bodies[d.messageID] else { continue }
+                guard let body = bodies[d.messageID] else {
+                    Log.error("store.missing_body", ["client": session.clientID, "seq": d.seq, "message": d.messageID])
+                    continue
+                }
                 let m = broker.message(from: body, now: now)
                 session.enqueue(QueuedDelivery(seq: d.seq, message: m, qos: QoS(rawValue: d.qos) ?? .atLeastOnce,
                                                retain: d.retain, subscriptionIDs: d.subscriptionIDs))
                 broker.queuedBytes.add(m.byteCost, ordering: .relaxed)
             }
-            if rows.isEmpty { durable.backlog = 0 }
             pump(session)
         }
     }

@@ -23,6 +23,9 @@ final class DurableQueue {
     var backlog = 0
     /// A page read is on its way.
     var loading = false
+    /// Disk-only deliveries added while a page read was on its way: the read may
+    /// not have seen them (it may run before their write).
+    var addedWhileLoading = 0
     /// The last sequence number handed to the client (an order check).
     var lastSentSeq: Int64 = 0
     init(nextSeq: Int64 = 1) { self.nextSeq = nextSeq }

@@ -22,7 +22,8 @@ What it does:
   * prints a table (medians over rounds, min-max spread, ratios, targets) and
     writes --out JSON, --markdown and --svg (a hand-made bar chart, no matplotlib).
 
-Equivalent broker settings: no persistence, anonymous clients allowed,
+Equivalent broker settings: no persistence (Mosquitto `persistence false`, Parley
+`durability = none`), anonymous clients allowed,
 TCP_NODELAY, 1000 queued messages per session, 100 QoS 1/2 messages in flight
 per client, 1 MiB maximum packet size, 16 MiB of queued bytes per session,
 logging only warnings and errors. $SYS is kept at both brokers' default (every
@@ -34,6 +35,7 @@ message; 1 otherwise; 2 on a usage or set-up error. Python 3 standard library on
 
 import argparse
 import datetime
+import hashlib
 import json
 import math
 import os
@@ -249,6 +251,7 @@ class Broker:
             f"loops = {self.loops}",
             "allow_anonymous = true",
             f"data_dir = {data}",
+            "durability = none",  # Mosquitto: persistence false
             "log_level = warn",
             f"max_queued_messages = {MAX_QUEUED_MESSAGES}",
             f"max_queued_bytes = {MAX_QUEUED_BYTES}",
@@ -619,7 +622,7 @@ def table_rows(summary):
 
 def ratio_rows(summary):
     head = ["scenario", "throughput P/M", "(range)", "CPU/msg P/M", "(range)", "CPU/msg window P/M",
-            "p99 P/M", "(range)"]
+            "p99 P/M", "(range)", "note"]
     rows = []
     for e in summary:
         r = e["ratios"]
@@ -627,8 +630,17 @@ def ratio_rows(summary):
             continue
         rows.append([e["title"], f_ratio(r.get("throughput")), f_rng(r.get("throughput_spread"), 2),
                      f_ratio(r.get("cpu_per_msg")), f_rng(r.get("cpu_per_msg_spread"), 2),
-                     f_ratio(r.get("window_cpu_per_msg")), f_ratio(r.get("p99")), f_rng(r.get("p99_spread"), 2)])
+                     f_ratio(r.get("window_cpu_per_msg")), f_ratio(r.get("p99")), f_rng(r.get("p99_spread"), 2),
+                     reference_loss(e) or ""])
     return head, rows
+
+
+def reference_loss(e):
+    """Text when the reference broker lost QoS 1/2 messages in this scenario (its figures then mislead)."""
+    m = e["variants"].get("mosquitto", {})
+    if e["qos"] >= 1 and (m.get("lost") or m.get("duplicated")):
+        return f"Mosquitto lost {m.get('lost', 0)}, duplicated {m.get('duplicated', 0)}: not comparable"
+    return None
 
 
 def conn_rows(summary):
@@ -669,6 +681,8 @@ def md_table(head, rows):
 def target_lines(targets):
     lines = []
     for t in targets:
+        if not any(i.get("ratio") is not None or i.get("parley_bytes") is not None for i in t["items"]):
+            continue  # nothing measured for it (--only)
         mark = {True: "MET", False: "NOT MET", None: "incomplete" if any(
             i.get("met") is not None for i in t["items"]) else "n/a"}[t["met"]]
         detail = []
@@ -722,8 +736,8 @@ def svg_chart(summary, meta):
 
     sat = [e for e in summary if e["group"] == "saturation"]
     add("Throughput at saturation: Parley ÷ Mosquitto (target 1.5×)",
-        [(e["title"], e["ratios"].get("throughput"), e["ratios"].get("throughput_spread"),
-          1.5 if e["id"] in TARGETS[0][1] else None) for e in sat])
+        [(e["title"] + (" *" if reference_loss(e) else ""), e["ratios"].get("throughput"),
+          e["ratios"].get("throughput_spread"), 1.5 if e["id"] in TARGETS[0][1] else None) for e in sat])
     fixed = [e for e in summary if e["group"] == "fixed"]
 
     def inv(r):
@@ -746,16 +760,18 @@ def svg_chart(summary, meta):
         [(e["title"].split(":")[0], e["ratios"].get("throughput"), e["ratios"].get("throughput_spread"), None)
          for e in scal])
 
-    values = [v for _, items in sections for _, r, sp, t in items for v in [r, t] + list(sp or []) if v]
+    # The axis fits the bars and targets; whiskers beyond it are clipped (a noisy round can span 100x).
+    values = [v for _, items in sections for _, r, sp, t in items for v in [r, t] if v]
     lo = min([0.5] + values)
     hi = max([4.0] + values)
     lo_e, hi_e = math.floor(math.log2(lo)), math.ceil(math.log2(hi))
-    W, left, right, row, top = 980, 330, 40, 24, 70
+    W, left, right, row, top = 1000, 330, 80, 24, 70
     plot_w = W - left - right
     n_rows = sum(len(items) + 1.6 for _, items in sections)
-    H = int(top + n_rows * row + 50)
+    H = int(top + n_rows * row + 80)
 
     def x(v):
+        v = min(max(v, 2.0 ** lo_e), 2.0 ** hi_e)
         return left + (math.log2(v) - lo_e) / (hi_e - lo_e) * plot_w
 
     def esc(t):
@@ -767,13 +783,13 @@ def svg_chart(summary, meta):
          f'<text x="{W / 2}" y="24" text-anchor="middle" font-size="16" font-weight="bold">'
          f'Parley vs Mosquitto: Parley\'s advantage (higher is better, log scale)</text>',
          f'<text x="{W / 2}" y="44" text-anchor="middle" fill="#555">{esc(meta)}</text>']
-    plot_top, plot_bottom = top - 8, H - 40
+    plot_top, plot_bottom = top - 8, H - 70
     for e in range(lo_e, hi_e + 1):
         v = 2 ** e
         xx = x(v)
         o.append(f'<line x1="{xx:.1f}" y1="{plot_top}" x2="{xx:.1f}" y2="{plot_bottom}" '
                  f'stroke="{"#888" if e == 0 else "#ddd"}" stroke-width="{1.5 if e == 0 else 1}"/>')
-        label = f"{v:g}×"
+        label = f"{v:g}×" if v >= 1 else f"1/{2 ** -e}×"
         o.append(f'<text x="{xx:.1f}" y="{plot_bottom + 16}" text-anchor="middle" fill="#555">{label}</text>')
     y = top
     for title, items in sections:
@@ -791,8 +807,9 @@ def svg_chart(summary, meta):
                 a, b = x(sp[0]), x(sp[1])
                 cy = y + row / 2
                 o.append(f'<line x1="{a:.1f}" y1="{cy}" x2="{b:.1f}" y2="{cy}" stroke="#222" stroke-width="1"/>')
-                for xx in (a, b):
-                    o.append(f'<line x1="{xx:.1f}" y1="{cy - 4}" x2="{xx:.1f}" y2="{cy + 4}" stroke="#222"/>')
+                for xx, v in ((a, sp[0]), (b, sp[1])):
+                    if 2.0 ** lo_e < v < 2.0 ** hi_e:  # a cap only where the whisker really ends
+                        o.append(f'<line x1="{xx:.1f}" y1="{cy - 4}" x2="{xx:.1f}" y2="{cy + 4}" stroke="#222"/>')
             if target:
                 tx = x(target)
                 o.append(f'<line x1="{tx:.1f}" y1="{y + 1}" x2="{tx:.1f}" y2="{y + row - 1}" stroke="#c00" '
@@ -801,8 +818,13 @@ def svg_chart(summary, meta):
             o.append(f'<text x="{label_x:.1f}" y="{y + 15}">{r:.2f}×</text>')
             y += row
         y += row * 0.5
-    o.append(f'<text x="10" y="{H - 8}" fill="#555">Bars: ratio of medians over rounds; whiskers: worst–best '
-             f'ratio of per-round extremes; red dashes: target. Green: target met; orange: not met.</text>')
+    o.append(f'<text x="10" y="{H - 38}" fill="#555">Bars: ratio of medians over rounds; whiskers: worst–best '
+             f'ratio of per-round extremes (no end cap: it goes on beyond the axis).</text>')
+    o.append(f'<text x="10" y="{H - 22}" fill="#555">Red dashes: target. Green: target met; orange: not met; '
+             f'blue: no target.</text>')
+    if any(reference_loss(e) for e in summary):
+        o.append(f'<text x="10" y="{H - 6}" fill="#555">*: Mosquitto lost QoS 1 messages in this scenario '
+                 f'(see the report); its rate is not comparable.</text>')
     o.append("</svg>")
     return "\n".join(o) + "\n"
 
@@ -923,6 +945,7 @@ def parse_args(argv):
     p.add_argument("--svg", help="SVG bar chart of the ratios")
     p.add_argument("--keep-temp", action="store_true", help="keep broker logs and configs")
     p.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    p.add_argument("--report-from", metavar="JSON", help="run nothing: re-render the report from a saved --out file")
     a = p.parse_args(argv)
     if a.smoke:
         a.rounds, a.seconds = 1, 1.0
@@ -949,6 +972,8 @@ def main(argv):
     if not scenarios:
         print("compare: no scenario matches --only", file=sys.stderr)
         return 2
+    if args.report_from:
+        return report_from(args)
     wanted = {b.strip() for b in args.brokers.split(",")}
     if not (os.path.isfile(args.mosquitto) and os.access(args.mosquitto, os.X_OK)):
         if args.smoke or "mosquitto" not in wanted:
@@ -972,13 +997,16 @@ def main(argv):
     # Run a private copy: another engineer's build may replace .build/release/parley mid-run.
     shutil.copy2(args.parley, workdir / "parley")
     args.parley = workdir / "parley"
+    with open(args.parley, "rb") as f:
+        parley_sha256 = hashlib.sha256(f.read()).hexdigest()
     nofile = raise_nofile()
     need = max(bench_clients(s.bench) for s in scenarios) + 200
     if nofile < need:
         print(f"compare: warning: open-file limit {nofile} < {need}: the biggest scenario may fail", file=sys.stderr)
 
     started = datetime.datetime.now(datetime.timezone.utc)
-    meta = {"started": started.isoformat(timespec="seconds"), "machine": machine(), "versions": versions(args),
+    meta = {"started": started.isoformat(timespec="seconds"), "machine": machine(),
+            "versions": {**versions(args), "parley_sha256": parley_sha256},
             "settings": {"rounds": args.rounds, "seconds": args.seconds, "parley_loops": args.loops,
                          "generator_loops": args.gen_loops, "sys": args.sys,
                          "sys_interval_s": SYS_DEFAULT_INTERVAL if args.sys == "default" else 0,
@@ -1017,23 +1045,44 @@ def main(argv):
     finally:
         stop_all()
 
-    summary = summarize(scenarios, records)
-    targets = evaluate_targets(summary) if not args.smoke else []
     finished = datetime.datetime.now(datetime.timezone.utc)
     meta["finished"] = finished.isoformat(timespec="seconds")
     meta["duration_s"] = round((finished - started).total_seconds(), 1)
     meta["busy_after"] = busy_processes()
+    meta["interrupted"] = interrupted
+    status = report(args, scenarios, records, meta)
+    if args.keep_temp:
+        print(f"compare: logs kept in {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 1 if interrupted else status
 
-    problems = []
+
+def classify(records, smoke):
+    """Problems fail the run: a run that failed, or a Parley run (any broker in --smoke)
+    that lost or duplicated QoS 1/2 messages. The reference broker's losses are findings."""
+    problems, findings = [], []
     for r in records:
+        where = f"round {r['round']} {r['scenario']} {r['variant']}"
         if not r["ok"]:
-            problems.append(f"round {r['round']} {r['scenario']} {r['variant']}: {r.get('error', '?')}")
-        else:
-            b = r["bench"]
-            if b.get("scenario") != "connections" and int(b.get("qos", 0)) >= 1 and (b["lost"] or b["duplicated"]):
-                problems.append(f"round {r['round']} {r['scenario']} {r['variant']}: QoS {b['qos']} lost "
-                                f"{b['lost']}, duplicated {b['duplicated']}")
-    notes = fixed_rate_notes(summary)
+            problems.append(f"{where}: {r.get('error', '?')}")
+            continue
+        b = r["bench"]
+        if b.get("scenario") != "connections" and int(b.get("qos", 0)) >= 1 and (b["lost"] or b["duplicated"]):
+            text = f"{where}: QoS {b['qos']} lost {b['lost']}, duplicated {b['duplicated']}"
+            (problems if smoke or r["variant"].startswith("parley") else findings).append(text)
+    return problems, findings
+
+
+def report(args, scenarios, records, meta):
+    """Summary, targets, console tables and the --out/--markdown/--svg files; the exit status."""
+    smoke = meta["settings"].get("smoke", False)
+    summary = summarize(scenarios, records)
+    targets = evaluate_targets(summary) if not smoke else []
+    problems, findings = classify(records, smoke)
+    notes = fixed_rate_notes(summary) + [f"reference broker lost messages: {f}" for f in findings]
+    sys_text = ("$SYS: both brokers at their default, published every 10 s" if meta["settings"]["sys"] == "default"
+                else "$SYS: off on both brokers (sys_interval 0)")
 
     print()
     head, rows = table_rows(summary)
@@ -1059,19 +1108,47 @@ def main(argv):
 
     if args.out:
         Path(args.out).write_text(json.dumps({"meta": meta, "summary": summary, "targets": targets,
-                                              "problems": problems, "runs": records}, indent=1) + "\n")
+                                              "problems": problems, "findings": findings, "runs": records},
+                                             indent=1) + "\n")
     if args.markdown:
         Path(args.markdown).write_text(markdown(meta, summary, targets, notes, problems, sys_text, args))
     if args.svg:
-        m = (f"{meta['machine']['cpus']} CPUs, {args.rounds} rounds x {args.seconds:g} s, Parley {args.loops} loops, "
-             f"{meta['versions'].get('mosquitto', '')}, {meta['started'][:10]}")
+        st = meta["settings"]
+        m = (f"{meta['machine']['cpus']} CPUs, {st['rounds']} rounds x {st['seconds']:g} s, "
+             f"Parley {st['parley_loops']} loops, {meta['versions'].get('mosquitto', '')}, {meta['started'][:10]}")
         Path(args.svg).write_text(svg_chart(summary, m))
-    if args.keep_temp:
-        print(f"compare: logs kept in {workdir}")
-    else:
-        shutil.rmtree(workdir, ignore_errors=True)
-    print(f"compare: done in {meta['duration_s']:.0f} s; {len(problems)} problem(s)")
-    return 1 if problems or interrupted else 0
+    print(f"compare: done in {meta.get('duration_s', 0):.0f} s; {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+def report_from(args):
+    """Re-render tables and files from a saved --out JSON, without running anything."""
+    data = json.loads(Path(args.report_from).read_text())
+    scenarios = []
+    for e in data["summary"]:
+        sc = Scenario(e["id"], e["group"], e["title"], e["bench"], tuple(e["variants"]), e.get("target_rate"))
+        scenarios.append(sc)
+    return report(args, scenarios, data["runs"], data["meta"])
+
+
+CAVEATS = [
+    "Generator and broker share the machine. The *cores* columns show who used the CPU during the measuring "
+    "window; a broker near 1.00 core is Mosquitto's ceiling (one thread), Parley can use up to its loop count, "
+    "and *other* is CPU taken by unrelated processes (noise).",
+    "Saturation latencies follow from the window (Little's law: outstanding messages ÷ rate), so at saturation "
+    "p50/p99 mostly restate the throughput; compare latencies at fixed rate.",
+    "Fixed-rate runs: `parley bench` starts every paced publisher on the same clock, so at 2 msg/s all 1000 room "
+    "members publish in the same millisecond every 500 ms (10,000 deliveries at once) and at 100 msg/s all 100 "
+    "pairs publish together every 10 ms. p50/p99 there measure how fast a burst drains, and the first burst comes "
+    "0.5 s in, so a 5 s window holds 9 bursts (18,000/s, not 20,000/s). Burst sends also let a broker batch "
+    "writes to one subscriber, which flatters write batching.",
+    "Fan-in at QoS 0 refills each publisher's window only on the generator's 1 ms timer (no acks to wait for), "
+    "capping it at about window × publishers × 1000 = 400,000 msg/s: a fan-in QoS 0 broker that is well under "
+    "one core per loop there is being held back by the generator.",
+    "Accepted connections per second: the generator keeps up to ~600 connects outstanding; Mosquitto 2.0 listens "
+    "with a backlog of 100, so SYNs are dropped and retried after 1 s: its accept rate here is mostly that timer.",
+    "Bytes per idle connection is the broker's RSS growth over 10,000 connections divided by 10,000.",
+]
 
 
 def markdown(meta, summary, targets, notes, problems, sys_text, args):
@@ -1091,7 +1168,7 @@ def markdown(meta, summary, targets, notes, problems, sys_text, args):
         f"after: {', '.join(meta['busy_after']) or 'none'}.",
         f"- {v.get('parley', '?')} ({v.get('parley_commit', '?')}), {s['parley_loops']} event loops; "
         f"{v.get('mosquitto', '?')} (single-threaded).",
-        f"- Both brokers: no persistence, anonymous clients allowed, TCP_NODELAY, {s['max_queued_messages']} queued "
+        f"- Both brokers: no persistence (Mosquitto `persistence false`, Parley `durability = none`), anonymous clients allowed, TCP_NODELAY, {s['max_queued_messages']} queued "
         f"messages and {s['max_queued_bytes'] // (1024 * 1024)} MiB per session, {s['max_inflight']} QoS 1/2 "
         f"messages in flight, {s['max_packet_size'] // 1024} KiB maximum packet size, only warnings and errors logged, "
         f"loopback (127.0.0.1). {sys_text}.",
@@ -1128,6 +1205,11 @@ def markdown(meta, summary, targets, notes, problems, sys_text, args):
     if notes or problems:
         out += ["## Notes and problems", ""] + [f"- {x}" for x in notes] + \
                [f"- PROBLEM: {x.splitlines()[0]}" for x in problems] + [""]
+    out += ["## Reading these numbers", ""] + [f"- {x}" for x in CAVEATS] + [""]
+    out += ["## Scenarios", "", "| id | group | `parley bench` arguments (plus `--seconds`, `--broker`, `--pid`, "
+            "`--json`) | brokers |", "| --- | --- | --- | --- |"]
+    out += [f"| {e['id']} | {e['group']} | `{' '.join(e['bench'])}` | {', '.join(vname(v) for v in e['variants'])} |"
+            for e in summary] + [""]
     if args.svg:
         out += [f"![ratios]({os.path.basename(args.svg)})", ""]
     out += ["Reproduce: `Tests/bench/compare.py --out Tests/bench/results.json --markdown Tests/bench/results.md "

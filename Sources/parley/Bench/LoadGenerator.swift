@@ -145,15 +145,22 @@ final class LoadGenerator: @unchecked Sendable {
                 result.brokerPeakRSSKB = after.peakRSSKB
                 result.brokerCPUSeconds = after.cpuSeconds - b.cpuSeconds
             }
+            result.generatorCPUSeconds = ProcessSample.selfCPU() - genCPU0
         } else {
-            measure(&result, before: before)
+            // CPU is counted over the measuring time only (not the connecting).
+            let brokerBefore = o.brokerPID.flatMap(ProcessSample.read)
+            let generatorBefore = ProcessSample.selfCPU()
+            measure(&result, before: brokerBefore)
+            result.generatorCPUSeconds = ProcessSample.selfCPU() - generatorBefore
         }
-        result.generatorCPUSeconds = ProcessSample.selfCPU() - genCPU0
         stopLoops()
         for s in loopStats { for e in s.errors.prefix(5) { printError("  error: \(e)") } }
         result.print()
-        if let path = o.jsonPath {
-            FileManager.default.createFile(atPath: path, contents: Data((result.json + "\n").utf8))
+        if let path = o.jsonPath,
+           !FileManager.default.createFile(atPath: path, contents: Data((result.json + "\n").utf8))
+        {
+            printError("parley bench: cannot write \(path)")
+            return 1
         }
         return 0
     }
@@ -233,7 +240,10 @@ final class LoadGenerator: @unchecked Sendable {
         for c in clients[loopIndex] {
             guard let p = c.publisher else { continue }
             if o.rate > 0 {
-                let due = Int(elapsed * o.rate) - p.sent
+                // Each publisher has its own phase, so paced sends spread over the
+                // period instead of all firing in the same millisecond.
+                let phase = Double(p.index) / Double(max(1, publishers.count))
+                let due = Int(elapsed * o.rate + phase) - p.sent
                 var n = min(due, 1000)
                 while n > 0 && (o.qos == .atMostOnce || p.inflight < o.window) && c.pendingOutput < 1_048_576 {
                     c.publishOne()
