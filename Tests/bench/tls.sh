@@ -20,6 +20,10 @@ printf "subjectAltName=DNS:localhost,IP:127.0.0.1\n" > "$work/ext.cnf"
 openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial \
     -out "$work/server.pem" -days 2 -extfile "$work/ext.cnf" 2>/dev/null
 
+# Mosquitto started as root drops to its own user, which must be able to read these.
+chmod 755 "$work"
+chmod 644 "$work"/*
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 

@@ -32,6 +32,8 @@ struct BenchOptions {
     /// Subscribers keep their sessions (3.1.1 clean session 0, v5 session expiry),
     /// under client ids unique to this run.
     var persistent = false
+    /// Connections being set up at once.
+    var connectWindow = 64
     var caFile: String?
     var quiet = false
 
@@ -54,6 +56,7 @@ struct BenchOptions {
           --label NAME           name of the broker in the result (default parley)
           --tls                  connect over TLS (MQTT over TLS listener)
           --persistent           subscribers use persistent sessions (client ids unique to the run)
+          --connect-window N     connections being set up at once (default 64)
           --cafile FILE          CA to verify the broker's certificate (with --tls)
           --quiet                no progress lines
         """
@@ -94,6 +97,7 @@ struct BenchOptions {
             case "--rooms": o.rooms = Int(try number("--rooms", 1...100_000))
             case "--members": o.members = Int(try number("--members", 1...10_000))
             case "--sources": o.sources = Int(try number("--sources", 1...250))
+            case "--connect-window": o.connectWindow = Int(try number("--connect-window", 1...100_000))
             case "--loops": o.loops = Int(try number("--loops", 1...64))
             case "--pid": o.brokerPID = Int32(try number("--pid", 1...4_194_304))
             case "--json": o.jsonPath = try value()

@@ -112,12 +112,11 @@ final class LoadGenerator: @unchecked Sendable {
                     if stats.errors.count < 20 { stats.errors.append("connect: \(error)") }
                 }
             }
-            if n % 200 == 199 {
-                // Let the loops and the broker keep up.
-                while readyCount.load(ordering: .relaxed) + failures.load(ordering: .relaxed) < n - 400 {
-                    usleep(1000)
-                    if Date().timeIntervalSince(connectStart) > 120 { break }
-                }
+            // At most `connectWindow` handshakes outstanding: more would overflow a
+            // broker's listen backlog and measure the kernel's SYN retry timer.
+            while readyCount.load(ordering: .relaxed) + failures.load(ordering: .relaxed) < n + 1 - o.connectWindow {
+                usleep(200)
+                if Date().timeIntervalSince(connectStart) > 120 { break }
             }
         }
         let deadline = Date().addingTimeInterval(30 + Double(plan.count) / 500)
