@@ -14,5 +14,5 @@ ulimit -n 65536 2>/dev/null || true
 echo "soak: ${PARLEY_SOAK_SECONDS}s, config=$config, ulimit -n $(ulimit -n)"
 lock=(flock /tmp/parley-build.lock)
 command -v flock >/dev/null || lock=()
-"${lock[@]}" swift build -c "$config" --build-tests
+"${lock[@]}" swift build -c "$config" --build-tests -Xswiftc -enable-testing
 exec swift test -c "$config" --skip-build --filter IntegrationTests.SoakTests
