@@ -30,6 +30,9 @@ public struct BrokerConfig: Sendable {
     /// Messages and bytes queued per session beyond those in flight.
     public var maxQueuedMessages = 1000
     public var maxQueuedBytes = 16 * 1_048_576
+    /// Messages a stored session may have queued on disk (0 = no limit); its
+    /// memory holds at most a page of them, so this is a disk budget.
+    public var maxStoredMessages = 1_000_000
     /// All sessions' queues together.
     public var queueMemoryBudget = 512 * 1_048_576
     /// Whether QoS 0 messages are queued for offline persistent sessions.

@@ -182,7 +182,9 @@ extension BrokerLoop {
     func deliverDurably(_ message: Message, to session: Session, durable: DurableQueue, store: Store, qos: QoS,
                         retain: Bool, subscriptionIDs: [UInt32])
     {
-        let limit = config.maxQueuedMessages
+        // A stored session's queue is on disk: its limit is a disk budget, not the
+        // in-memory max_queued_messages.
+        let limit = config.maxStoredMessages
         if limit > 0 && session.queuedCount + durable.backlog >= limit {
             stats.publishDropped += 1
             return

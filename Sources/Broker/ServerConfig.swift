@@ -106,6 +106,7 @@ public struct ServerConfig: Sendable {
             case "max_packet_size": broker.maxPacketSize = try size(64...maximumVariableInt + 5)
             case "max_inflight": broker.maxInflight = try int(1...65_535)
             case "max_queued_messages": broker.maxQueuedMessages = try int(0...1_000_000_000)
+            case "max_stored_messages": broker.maxStoredMessages = try int(0...1_000_000_000)
             case "max_queued_bytes": broker.maxQueuedBytes = try size(0...Int(Int32.max))
             case "queue_memory_budget": broker.queueMemoryBudget = try size(0...Int.max / 2)
             case "queue_qos0_messages": broker.queueQoS0Messages = try bool()
