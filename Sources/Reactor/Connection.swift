@@ -44,7 +44,8 @@ open class Connection: EventHandler {
 
     /// Starts reading. Call on the loop's thread.
     public func activate() throws(SystemError) {
-        try loop.register(fd, self, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue)
+        // On a loop it has moved to, a connection still waiting to write keeps EPOLLOUT.
+        try loop.register(fd, self, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue | (pollingWrites ? EPOLLOUT.rawValue : 0))
     }
 
     /// Moving to another loop, step 1 (on the current loop's thread): stop

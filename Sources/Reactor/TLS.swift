@@ -161,7 +161,11 @@ public final class TLSStream {
         }
     }
 
+    // OpenSSL's error queue is per thread and shared by every connection of a loop:
+    // it must be empty before each call, or a failure left by one connection (a
+    // refused handshake) would be read as this connection's error and close it.
     func handshake() -> Outcome {
+        ERR_clear_error()
         let rc = SSL_do_handshake(ssl)
         if rc == 1 {
             handshakeDone = true
@@ -181,17 +185,20 @@ public final class TLSStream {
     }
 
     func read(_ buffer: UnsafeMutableRawBufferPointer) -> Outcome {
+        ERR_clear_error()
         let rc = SSL_read(ssl, buffer.baseAddress, Int32(buffer.count))
         return rc > 0 ? .done(Int(rc)) : outcome(rc)
     }
 
     func write(_ pointer: UnsafeRawPointer, _ count: Int) -> Outcome {
+        ERR_clear_error()
         let rc = SSL_write(ssl, pointer, Int32(min(count, Int(Int32.max))))
         return rc > 0 ? .done(Int(rc)) : outcome(rc)
     }
 
     /// Sends close_notify, without waiting for the peer's.
     func shutdown() {
+        ERR_clear_error()
         if handshakeDone { _ = SSL_shutdown(ssl) }
         ERR_clear_error()
     }

@@ -303,9 +303,12 @@ def test_offline_queue_qos0_not_queued_by_default(broker, paho, cid, topic):
     sub2.expect_no_message(0.3)
 
 
-def test_max_queued_messages_limits_offline_queue(start_broker, paho, cid, topic):
-    """conf max_queued_messages = 5: an offline session keeps at most 5 messages (new ones dropped)."""
-    b = start_broker("max_queued_messages = 5\n")
+@pytest.mark.parametrize("config", ["durability = none\nmax_queued_messages = 5\n", "max_stored_messages = 5\n"],
+                         ids=["memory-queue", "stored-queue"])
+def test_max_queued_messages_limits_offline_queue(start_broker, paho, cid, topic, config):
+    """An offline session keeps at most 5 messages (new ones dropped): max_queued_messages for a
+    session in memory, max_stored_messages for a stored one (its queue is on disk)."""
+    b = start_broker(config)
     client_id = cid()
     sub = paho(b.port, client_id)
     sub.connect(properties=connect_props(SessionExpiryInterval=60))
