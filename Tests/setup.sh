@@ -18,7 +18,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-if ! python3 -c 'import paho.mqtt, pytest, pytest_rerunfailures' 2>/dev/null; then
-    python3 -m pip install -q paho-mqtt pytest pytest-rerunfailures 2>/dev/null \
-        || python3 -m pip install -q --break-system-packages paho-mqtt pytest pytest-rerunfailures
+if ! python3 -c 'import paho.mqtt, pytest' 2>/dev/null; then
+    python3 -m pip install -q paho-mqtt pytest 2>/dev/null \
+        || python3 -m pip install -q --break-system-packages paho-mqtt pytest
 fi

@@ -249,9 +249,16 @@ final class ClientConnection: Connection {
     }
 
     override func didClose(_ reason: CloseReason) {
-        if case .error(let e) = reason {
+        switch reason {
+        case .error(let e):
             Log.info("client.closed", ["client": clientID.isEmpty ? "-" : clientID,
                                        "peer": peer.map { "\($0)" } ?? "-", "tls": tls != nil, "error": e])
+        case .peerClosed:
+            Log.debug("client.closed", ["client": clientID.isEmpty ? "-" : clientID,
+                                        "peer": peer.map { "\($0)" } ?? "-", "tls": tls != nil, "by": "peer"])
+        case .local:
+            Log.debug("client.closed", ["client": clientID.isEmpty ? "-" : clientID,
+                                        "peer": peer.map { "\($0)" } ?? "-", "tls": tls != nil, "by": "broker"])
         }
         ctx.clients[ObjectIdentifier(self)] = nil
         ctx.broker.connectionCount.subtract(1, ordering: .relaxed)

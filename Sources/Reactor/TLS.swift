@@ -62,10 +62,10 @@ public final class TLSContext: @unchecked Sendable {
             throw TLSError("bad cipher list '\(settings.ciphers)'")
         }
         guard access(settings.certificateChain, R_OK) == 0 else {
-            throw TLSError("cannot read certificate file \(settings.certificateChain)")
+            throw TLSError("cannot read certificate file \(settings.certificateChain): \(String(cString: strerror(errno)))")
         }
         guard access(settings.privateKey, R_OK) == 0 else {
-            throw TLSError("cannot read private key file \(settings.privateKey)")
+            throw TLSError("cannot read private key file \(settings.privateKey): \(String(cString: strerror(errno)))")
         }
         guard SSL_CTX_use_certificate_chain_file(ctx, settings.certificateChain) == 1 else {
             throw TLSError("\(settings.certificateChain) is not a PEM certificate chain")

@@ -175,10 +175,11 @@ def _check_alive(b):
 
 
 @pytest.fixture
-def broker():
+def broker(request):
     """A fresh broker per test (built-in defaults + sys_interval = 1). Starting one takes
     ~50 ms; a fresh one per test keeps a crash from spilling into later tests."""
     b = Broker(DEFAULT_CONFIG, name="broker").start()
+    request.node.parley_brokers = [b]
     yield b
     problem = _check_alive(b)
     b.stop()
@@ -186,9 +187,23 @@ def broker():
         pytest.fail(problem, pytrace=False)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test shows the end of the log of each broker it started."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    n = int(os.environ.get("PARLEY_LOG_LINES", "60"))
+    for b in getattr(item, "parley_brokers", []):
+        pid = b.proc.pid if b.proc else "-"
+        report.sections.append((f"parley log (pid {pid}, last {n} lines)", "\n".join(b.log()[-n:])))
+
+
 @pytest.fixture
-def start_broker():
+def start_broker(request):
     started = []
+    request.node.parley_brokers = started
 
     def start(config_text=None, loops=2, on_listen=None, tls=False, extra_args=()):
         b = Broker(config_text, loops=loops, on_listen=on_listen, tls=tls, extra_args=extra_args).start()

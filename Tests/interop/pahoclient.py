@@ -3,9 +3,17 @@
 The network loop runs in our own thread calling `Client.loop()`, so paho never
 reconnects behind the test's back (a take-over test would otherwise ping-pong).
 Every wait is bounded.
+
+Every call into paho holds one lock, on the test thread as on the network thread.
+Without a loop_start() thread of its own, paho writes a PUBLISH from the calling
+thread at once; over TLS that thread and the network thread (reading, or sending
+a PUBACK) would then use one OpenSSL connection at the same time, which is not
+allowed: the records come out corrupted and the broker rightly closes the
+connection ("decryption failed or bad record mac").
 """
 
 import queue
+import select
 import socket
 import threading
 import time
@@ -93,7 +101,7 @@ class PahoClient:
         self._aliases = {}
         self._active = False
         self._stop = threading.Event()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # callbacks run under it and may call the API
         self.c.on_connect = self._on_connect
         self.c.on_disconnect = self._on_disconnect
         self.c.on_message = self._on_message
@@ -143,9 +151,17 @@ class PahoClient:
             if not self._active:
                 time.sleep(0.01)
                 continue
+            # Wait outside the lock (so that the test thread is never starved of it),
+            # then let paho read, write and keep alive under it.
+            sock = self.c.socket()
+            if sock is not None and not (hasattr(sock, "pending") and sock.pending()):
+                try:
+                    select.select([sock], [sock] if self.c.want_write() else [], [], 0.02)
+                except (OSError, ValueError, TypeError):
+                    time.sleep(0.01)
             with self._lock:
                 if self._active:
-                    self.c.loop(0.02)
+                    self.c.loop(0)
 
     def _wait(self, table, key, timeout, what):
         deadline = time.monotonic() + timeout
@@ -159,7 +175,8 @@ class PahoClient:
 
     # -- API (test thread) --
     def will_set(self, topic, payload=b"", qos=0, retain=False, properties=None):
-        self.c.will_set(topic, payload, qos, retain, properties)
+        with self._lock:
+            self.c.will_set(topic, payload, qos, retain, properties)
 
     def connect(self, clean_start=True, properties=None, timeout=5.0, expect_rc=0):
         with self._lock:
@@ -179,12 +196,12 @@ class PahoClient:
 
     def subscribe(self, topic, qos=0, options=None, properties=None, timeout=5.0):
         """topic: a filter or a list of (filter, qos|SubscribeOptions). Returns the SUBACK codes."""
-        if options is not None:
-            rc, mid = self.c.subscribe(topic, options=options, properties=properties)
-        elif isinstance(topic, list):
-            rc, mid = self.c.subscribe(topic, properties=properties)
-        else:
-            if self.version == 5:
+        with self._lock:
+            if options is not None:
+                rc, mid = self.c.subscribe(topic, options=options, properties=properties)
+            elif isinstance(topic, list):
+                rc, mid = self.c.subscribe(topic, properties=properties)
+            elif self.version == 5:
                 rc, mid = self.c.subscribe(topic, options=SubscribeOptions(qos=qos), properties=properties)
             else:
                 rc, mid = self.c.subscribe(topic, qos)
@@ -192,14 +209,16 @@ class PahoClient:
         return self._wait(self._subacks, mid, timeout, f"SUBACK for {topic}")
 
     def unsubscribe(self, topic, timeout=5.0):
-        rc, mid = self.c.unsubscribe(topic)
+        with self._lock:
+            rc, mid = self.c.unsubscribe(topic)
         assert rc == mqtt.MQTT_ERR_SUCCESS, rc
         return self._wait(self._unsubacks, mid, timeout, f"UNSUBACK for {topic}")
 
     def publish(self, topic, payload=b"", qos=0, retain=False, properties=None, wait=True,
                 timeout=5.0):
         """Returns the PUBACK/PUBREC reason code (v5) for QoS>0 when wait, else the mid."""
-        info = self.c.publish(topic, payload, qos, retain, properties)
+        with self._lock:
+            info = self.c.publish(topic, payload, qos, retain, properties)
         assert info.rc == mqtt.MQTT_ERR_SUCCESS, info.rc
         if not wait:
             return info.mid
@@ -208,12 +227,14 @@ class PahoClient:
 
     def publish_full(self, topic, payload=b"", qos=1, retain=False, properties=None, timeout=5.0):
         """Like publish but returns (reason code, ack properties)."""
-        info = self.c.publish(topic, payload, qos, retain, properties)
+        with self._lock:
+            info = self.c.publish(topic, payload, qos, retain, properties)
         assert info.rc == mqtt.MQTT_ERR_SUCCESS, info.rc
         return self._wait(self._pubacks, info.mid, timeout, f"completion of publish to {topic}")
 
     def ack(self, mid, qos=1):
-        self.c.ack(mid, qos)
+        with self._lock:
+            self.c.ack(mid, qos)
 
     def get(self, timeout=3.0):
         try:
@@ -268,7 +289,8 @@ class PahoClient:
         rc = None
         if reason is not None:
             rc = ReasonCode(PacketTypes.DISCONNECT, identifier=reason)
-        self.c.disconnect(reasoncode=rc, properties=properties)
+        with self._lock:
+            self.c.disconnect(reasoncode=rc, properties=properties)
         try:
             self.disconnects.get(timeout=timeout)
         except queue.Empty:
@@ -290,7 +312,8 @@ class PahoClient:
     def close(self):
         if self._active:
             try:
-                self.c.disconnect()
+                with self._lock:
+                    self.c.disconnect()
                 time.sleep(0.02)
             except Exception:
                 pass
