@@ -65,13 +65,26 @@ open class Connection: EventHandler {
     public var pendingOutput: Int { outBuffer.count - outOffset }
 
     public func handleEvent(_ events: UInt32) {
-        if let tls, !tls.handshakeDone {
+        let readable = events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0
+        let writable = events & EPOLLOUT.rawValue != 0
+        guard let tls else {
+            if writable { flush() }
+            if readable { readAvailable() }
+            return
+        }
+        if !tls.handshakeDone {
             continueHandshake(tls)
             if !tls.handshakeDone || isClosed { return }
         }
-        if events & EPOLLOUT.rawValue != 0 { flush() }
-        if events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 {
+        if writable {
+            flush()
+            // A read that had to write first goes on now that it can.
+            if tls.readWantsWrite && !isClosed { readAvailable() }
+        }
+        if readable && !isClosed {
             readAvailable()
+            // A write that had to read first goes on now that it can.
+            if tls.writeWantsRead && !isClosed { flush() }
         }
     }
 
@@ -102,6 +115,7 @@ open class Connection: EventHandler {
 
     private func readTLS(_ tls: TLSStream) {
         let buffer = loop.readBuffer
+        tls.readWantsWrite = false
         // Read until OpenSSL wants more from the socket: records it has already
         // decrypted would not make epoll report the socket again.
         while !isClosed {
@@ -111,6 +125,7 @@ open class Connection: EventHandler {
             case .wantRead:
                 return
             case .wantWrite:
+                tls.readWantsWrite = true
                 setPollingWrites(true)
                 return
             case .closed:
@@ -229,13 +244,19 @@ open class Connection: EventHandler {
     }
 
     private func flushTLS(_ tls: TLSStream) {
+        tls.writeWantsRead = false
         while outOffset < outBuffer.count {
             let result = outBuffer.withUnsafeBytes { p in tls.write(p.baseAddress! + outOffset, p.count - outOffset) }
             switch result {
             case .done(let n):
                 outOffset += n
-            case .wantWrite, .wantRead:
+            case .wantWrite:
                 setPollingWrites(true)
+                return
+            case .wantRead:
+                // Polling for writes would spin: the socket is writable, OpenSSL waits for input.
+                tls.writeWantsRead = true
+                setPollingWrites(tls.readWantsWrite)
                 return
             case .closed:
                 close(reason: .peerClosed)
@@ -247,7 +268,7 @@ open class Connection: EventHandler {
         }
         if outBuffer.capacity > 16_384 { outBuffer = [] } else { outBuffer.removeAll(keepingCapacity: true) }
         outOffset = 0
-        setPollingWrites(false)
+        setPollingWrites(tls.readWantsWrite)
         writeDrained()
     }
 

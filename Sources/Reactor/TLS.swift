@@ -127,6 +127,11 @@ public final class TLSStream {
     public private(set) var handshakeDone = false
     /// The subject common name of a verified client certificate.
     public private(set) var peerCommonName: String?
+    /// SSL_read needed to write (a post-handshake message): read again once the
+    /// socket is writable.
+    var readWantsWrite = false
+    /// SSL_write needed to read: write again once the socket is readable.
+    var writeWantsRead = false
 
     enum Outcome {
         case done(Int)

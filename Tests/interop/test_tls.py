@@ -17,6 +17,7 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -576,6 +577,88 @@ def s_client(port, *args, ca=None, hold=0.0):
 def negotiated(text):
     m = re.search(r"^New, (\S+), Cipher is (\S+)", text, re.M)
     return (m.group(1), m.group(2)) if m else (None, None)
+
+
+def test_tls13_key_update_requested_by_client(tls_broker, paho, certs, topic, cid):
+    """`openssl s_client`'s K command sends a TLS 1.3 KeyUpdate that asks the broker to update
+    its keys too (a post-handshake message that SSL_read must answer): the broker answers with
+    its own KeyUpdate and the MQTT session goes on with the new keys."""
+    b = tls_broker
+    cmd = ["openssl", "s_client", "-connect", f"{HOST}:{b.tls_port}", "-tls1_3", "-msg",
+           "-CAfile", certs.ca_a, "-verify_return_error", "-verify_ip", HOST]
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = bytearray()
+    lock = threading.Lock()
+
+    def reader():
+        for chunk in iter(lambda: p.stdout.read1(65536), b""):
+            with lock:
+                out.extend(chunk)
+
+    def wait_for(needle, timeout=10.0, start=0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with lock:
+                at = out.find(needle, start)
+            if at >= 0:
+                return at
+            time.sleep(0.02)
+        with lock:
+            raise AssertionError(f"{needle!r} not seen:\n{bytes(out).decode(errors='replace')[-3000:]}")
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    try:
+        wait_for(b"Verify return code: 0 (ok)")
+        # One stdin read is one command or one block of data: pause between them.
+        p.stdin.write(r.connect("keyupdate-" + cid("k"), version=4)); p.stdin.flush()
+        time.sleep(0.3)
+        p.stdin.write(r.subscribe(1, [(topic, 0)], version=4)); p.stdin.flush()
+        time.sleep(0.3)
+        with lock:
+            mark = len(out)
+        p.stdin.write(b"K\n"); p.stdin.flush()
+        sent = wait_for(b">>> TLS 1.3, Handshake [length 0005], KeyUpdate", start=mark)
+        pub = paho(b.port, client_id=cid("pub"))
+        pub.connect()
+        marker = b"after-key-update-" + os.urandom(4).hex().encode()
+        pub.publish(topic, marker, 1)
+        # RFC 8446 4.6.3: the broker's own KeyUpdate comes before its next application data.
+        answered = wait_for(b"<<< TLS 1.3, Handshake [length 0005], KeyUpdate", start=sent)
+        assert wait_for(marker, start=mark) > answered
+        p.stdin.write(b"Q\n"); p.stdin.flush()  # close_notify, then exit
+        p.wait(10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(5)
+        t.join(2)
+    assert not [l for l in b.log() if "event=client.closed" in l and "tls" in l and "error" in l]
+
+
+def test_tls12_renegotiation_refused(tls_broker, certs):
+    """A TLS 1.2 client that asks to renegotiate (`s_client`'s R command) is refused with a
+    no_renegotiation alert (renegotiation costs the server a handshake for free); the broker
+    goes on serving everyone else."""
+    b = tls_broker
+    p = subprocess.Popen(["openssl", "s_client", "-connect", f"{HOST}:{b.tls_port}", "-tls1_2", "-msg",
+                          "-CAfile", certs.ca_a, "-verify_ip", HOST],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        time.sleep(0.5)
+        p.stdin.write(r.connect("renegotiate", version=4)); p.stdin.flush()
+        time.sleep(0.3)
+        p.stdin.write(b"R\n"); p.stdin.flush()
+        out, _ = p.communicate(timeout=10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(5)
+    text = out.decode(errors="replace")
+    assert "RENEGOTIATING" in text, text
+    # Alert level 1 (warning), description 100 (no_renegotiation), from the broker.
+    assert re.search(r"<<< TLS 1.2, Alert \[length 0002\], warning no_renegotiation", text), text[-3000:]
+    assert_serving(b, certs, "x")
 
 
 @pytest.mark.parametrize("flag", ["-tls1", "-tls1_1"])
