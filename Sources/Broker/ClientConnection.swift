@@ -250,6 +250,9 @@ final class ClientConnection: Connection {
 
     override func didClose(_ reason: CloseReason) {
         switch reason {
+        case .error(let e) where tls.map({ !$0.handshakeDone }) ?? false:
+            // Refused certificates, plaintext or garbage on a TLS port, old protocol versions.
+            Log.info("tls.handshake_failed", ["peer": peer.map { "\($0)" } ?? "-", "error": e])
         case .error(let e):
             Log.info("client.closed", ["client": clientID.isEmpty ? "-" : clientID,
                                        "peer": peer.map { "\($0)" } ?? "-", "tls": tls != nil, "error": e])

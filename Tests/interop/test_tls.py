@@ -501,6 +501,9 @@ def test_required_client_certificate_refuses(mtls, paho, certs, topic, cid, case
             pytest.fail(f"{case}: paho got CONNACK {ca}")
     finally:
         c.close()
+    reason = {"no-certificate": "peer did not return a certificate",
+              "expired": "certificate verify failed", "untrusted-ca": "certificate verify failed"}[case]
+    wait_log(b, r"event=tls\.handshake_failed peer=127\.0\.0\.1:\d+ error=.*" + reason)
     assert_witness_unaffected(b, paho, certs, witness, topic, cid)
 
 
@@ -669,6 +672,7 @@ def test_openssl_s_client_old_protocols_refused(tls_broker, flag):
     assert rc != 0, text
     assert "alert protocol version" in text, text
     assert negotiated(text) == ("(NONE)", "(NONE)"), text
+    wait_log(tls_broker, r"event=tls\.handshake_failed peer=127\.0\.0\.1:\d+ error=.*unsupported protocol")
 
 
 @pytest.mark.parametrize("flag,proto", [("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")])
@@ -718,6 +722,7 @@ def test_plaintext_mqtt_client_on_tls_port_is_closed(tls_broker, certs, topic):
     out = subprocess.run(["mosquitto_pub", "-h", HOST, "-p", str(b.tls_port), "-t", topic, "-m", "x", "-q", "1"],
                          capture_output=True, timeout=10)
     assert out.returncode != 0, out
+    wait_log(b, r"event=tls\.handshake_failed peer=127\.0\.0\.1:\d+ error=.*(wrong version number|http request)")
     assert_serving(b, certs, topic)
 
 
@@ -738,6 +743,7 @@ def test_garbage_tls_handshake_is_closed(tls_broker, certs, topic, kind):
         read_until_eof(s, 3.0)
     finally:
         s.close()
+    wait_log(b, r"event=tls\.handshake_failed peer=127\.0\.0\.1:\d+ error=")
     assert_serving(b, certs, topic)
 
 
