@@ -25,9 +25,13 @@ open class Connection: EventHandler {
         self.peer = peer
     }
 
-    /// Makes this a server-side TLS connection (before `activate`).
-    public func startTLS(_ context: TLSContext, asClient: Bool = false) -> Bool {
-        guard let stream = TLSStream(context: context, fd: fd, client: asClient) else { return false }
+    /// Makes this a TLS connection (before `activate`): the server side, or with
+    /// `asClient` the client side, which checks that the server's certificate names
+    /// `serverName` when its context verifies the server.
+    public func startTLS(_ context: TLSContext, asClient: Bool = false, serverName: String? = nil) -> Bool {
+        guard let stream = TLSStream(context: context, fd: fd, client: asClient, serverName: serverName) else {
+            return false
+        }
         tls = stream
         return true
     }

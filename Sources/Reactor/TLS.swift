@@ -141,11 +141,25 @@ public final class TLSStream {
         case failed(String)
     }
 
-    init?(context: TLSContext, fd: Int32, client: Bool = false) {
+    /// `serverName` (client side): sent as SNI unless it is an IP address, and, when the
+    /// context verifies the server, the name or address its certificate must carry.
+    init?(context: TLSContext, fd: Int32, client: Bool = false, serverName: String? = nil) {
         guard let ssl = SSL_new(context.ctx) else { return nil }
         self.ssl = ssl
-        SSL_set_fd(ssl, fd)
+        guard SSL_set_fd(ssl, fd) == 1 else { return nil }
+        if client, let name = serverName, !name.isEmpty {
+            if !TLSStream.isIPAddress(name) { _ = parley_SSL_set_tlsext_host_name(ssl, name) }
+            if SSL_CTX_get_verify_mode(context.ctx) & SSL_VERIFY_PEER != 0 {
+                guard SSL_set1_host(ssl, name) == 1 else { return nil }
+            }
+        }
         if client { SSL_set_connect_state(ssl) } else { SSL_set_accept_state(ssl) }
+    }
+
+    static func isIPAddress(_ text: String) -> Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
     }
 
     deinit { SSL_free(ssl) }

@@ -356,6 +356,30 @@ def test_paho_over_tls_publishes_while_receiving(tls_broker, paho, certs, topic,
     assert not errors, errors
 
 
+def test_several_plain_and_tls_listeners(start_broker, paho, certs, topic, cid):
+    """Two plain and two TLS listeners at once (a second --mqtt, two listen_tls lines): one
+    broker behind all four, a message published on one reaches subscribers on the others."""
+    b = start_broker("listen_tls = 127.0.0.1:0\n" + tls_config(certs), tls=True,
+                     extra_args=["--mqtt", "127.0.0.1:0"])
+    wait_log(b, r"event=broker\.started")
+    opened = [re.search(r"address=127\.0\.0\.1:(\d+) protocol=(mqtts?)\b", l) for l in b.log()
+              if "event=listener.open" in l]
+    plain = sorted({int(m.group(1)) for m in opened if m and m.group(2) == "mqtt"})
+    tls = sorted({int(m.group(1)) for m in opened if m and m.group(2) == "mqtts"})
+    assert len(plain) == 2 and len(tls) == 2, b.log()
+    subs = []
+    for i, port in enumerate(plain + tls):
+        c = paho_tls(paho, port, certs.ca_a, client_id=cid(f"s{i}")) if port in tls else \
+            paho(port, client_id=cid(f"s{i}"))
+        c.connect()
+        c.subscribe(topic, 1)
+        subs.append(c)
+    assert subs[0].publish(topic, b"one-broker", 1) == 0
+    assert subs[3].publish(topic, b"from-tls", 1) == 0
+    for c in subs:
+        assert sorted(m.payload for m in c.collect(2)) == [b"from-tls", b"one-broker"]
+
+
 def test_tls_clients_hashed_to_every_loop(start_broker, certs, topic):
     """CONNECT hands a TLS session to the loop its client id hashes to: clients whose ids
     live on each loop work, also when CONNECT and SUBSCRIBE arrive as two records in one burst."""
@@ -981,3 +1005,26 @@ def test_sighup_with_bad_new_key_keeps_old_certificate(start_broker, paho, certs
     assert state == "ok", why
     assert old.publish(topic, b"fine", 1) == 0
     assert old.get().payload == b"fine"
+
+
+# --- parley bench over TLS (the client side of the TLS layer) ---------------------------
+
+@pytest.mark.parametrize("case", ["verified", "wrong-name", "other-ca"])
+def test_bench_client_verifies_server_certificate(tls_broker, certs, case):
+    """`parley bench --cafile` checks the chain and that the certificate names the --broker
+    host (127.0.0.1, an IP SAN here) or --servername; a mismatch ends the run at once with
+    the reason, instead of waiting out its set-up time."""
+    b = tls_broker
+    args = ["bench", "pairs", "--count", "2", "--seconds", "1", "--broker", f"{HOST}:{b.tls_port}", "--quiet",
+            "--cafile", certs.ca_b if case == "other-ca" else certs.ca_a]
+    if case == "wrong-name":
+        args += ["--servername", "mqtt.example.com"]
+    rc, out, took = run_parley(args, timeout=20)
+    if case == "verified":
+        assert rc == 0, out
+        result = out.strip().splitlines()[-1]
+        assert result.startswith("RESULT ") and " lost=0 " in result, out
+    else:
+        assert rc == 1, out
+        assert "certificate verify failed" in out and "became ready" in out, out
+        assert took < 5, f"took {took:.1f}s to give up"

@@ -59,7 +59,10 @@ final class BenchClient: Connection {
     let publisher: PublisherState?
     let subscribeTo: ByteString?
     let stats: BenchLoopStats
-    let onReady: () -> Void
+    /// Called once: true when the client is ready (CONNACK, SUBACK), false when its
+    /// connection ended before that (a refused handshake, say).
+    let onSetup: (Bool) -> Void
+    private var setupReported = false
     private var decoder = FrameDecoder()
     private(set) var ready = false
     private var trackers: [Int: SequenceTracker] = [:]
@@ -67,20 +70,20 @@ final class BenchClient: Connection {
     private var payload: [UInt8]
 
     init(fd: Int32, loop: EventLoop, clientID: String, options: BenchOptions, publisher: PublisherState?,
-         subscribeTo: ByteString?, stats: BenchLoopStats, onReady: @escaping () -> Void)
+         subscribeTo: ByteString?, stats: BenchLoopStats, onSetup: @escaping (Bool) -> Void)
     {
         self.clientID = clientID
         self.options = options
         self.publisher = publisher
         self.subscribeTo = subscribeTo
         self.stats = stats
-        self.onReady = onReady
+        self.onSetup = onSetup
         self.payload = [UInt8](repeating: 0x2E, count: options.payloadSize)
         super.init(fd: fd, loop: loop, peer: nil)
     }
 
     func start(tls: TLSContext?) {
-        if let tls, !startTLS(tls, asClient: true) {
+        if let tls, !startTLS(tls, asClient: true, serverName: options.serverName ?? options.broker.host) {
             fail("TLS setup failed")
             return
         }
@@ -102,7 +105,14 @@ final class BenchClient: Connection {
         close()
     }
 
+    private func reportSetup(_ ok: Bool) {
+        if setupReported { return }
+        setupReported = true
+        onSetup(ok)
+    }
+
     override func didClose(_ reason: CloseReason) {
+        if !ready { reportSetup(false) }
         if case .local = reason { return }
         if stats.errors.count < 20 { stats.errors.append("\(clientID): connection closed (\(reason))") }
     }
@@ -157,7 +167,7 @@ final class BenchClient: Connection {
     private func becomeReady() {
         if ready { return }
         ready = true
-        onReady()
+        reportSetup(true)
     }
 
     private func receivedPublish(_ p: PublishPacket) {

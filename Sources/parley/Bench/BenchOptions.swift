@@ -29,6 +29,8 @@ struct BenchOptions {
     var label = "parley"
     /// Connect over TLS; verify the broker against `caFile` when given.
     var tls = false
+    /// The name the broker's certificate must carry (default: the --broker host).
+    var serverName: String?
     /// Subscribers keep their sessions (3.1.1 clean session 0, v5 session expiry),
     /// under client ids unique to this run.
     var persistent = false
@@ -57,7 +59,9 @@ struct BenchOptions {
           --tls                  connect over TLS (MQTT over TLS listener)
           --persistent           subscribers use persistent sessions (client ids unique to the run)
           --connect-window N     connections being set up at once (default 64)
-          --cafile FILE          CA to verify the broker's certificate (with --tls)
+          --cafile FILE          CA to verify the broker's certificate (with --tls); the
+                                 certificate must name the --broker host
+          --servername NAME      the name to expect in the certificate instead (also sent as SNI)
           --quiet                no progress lines
         """
 
@@ -104,6 +108,9 @@ struct BenchOptions {
             case "--label": o.label = try value()
             case "--cafile":
                 o.caFile = try value()
+                o.tls = true
+            case "--servername":
+                o.serverName = try value()
                 o.tls = true
             case "--tls":
                 o.tls = true

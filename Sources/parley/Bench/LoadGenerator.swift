@@ -104,7 +104,9 @@ final class LoadGenerator: @unchecked Sendable {
                     let client = BenchClient(
                         fd: fd, loop: loop, clientID: entry.clientID, options: o,
                         publisher: entry.publisher.map { publishers[$0] }, subscribeTo: entry.subscribe, stats: stats
-                    ) { [self] in readyCount.add(1, ordering: .relaxed) }
+                    ) { [self] ok in
+                        if ok { readyCount.add(1, ordering: .relaxed) } else { failures.add(1, ordering: .relaxed) }
+                    }
                     clients[loopIndex].append(client)
                     client.start(tls: tlsContext)
                 } catch {
