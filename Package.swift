@@ -35,7 +35,7 @@ let package = Package(
         // Sessions, topic index, routing, QoS, retained messages, wills, limits,
         // $SYS, and the plugin protocol.
         // SQLite persistence: schema, migrations, the group-commit writer thread.
-        .target(name: "Store", dependencies: ["CSQLite"], swiftSettings: swift5),
+        .target(name: "Store", dependencies: ["CSQLite", "Reactor"], swiftSettings: swift5),
 
         .target(name: "Broker", dependencies: ["MQTT", "Reactor", "Store"], swiftSettings: swift5),
 

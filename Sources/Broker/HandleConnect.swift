@@ -233,7 +233,7 @@ extension ClientConnection {
         }
         if let store = ctx.store, !ops.isEmpty {
             if ctx.waitsForCommit {
-                store.submit(ops, executor: ctx.executor) { [self] ok in
+                store.submit(ops, executor: ctx.executor, failable: true) { [self] ok in
                     if isClosed { return }
                     if !ok {
                         sendConnack(version == .v5 ? .quotaExceeded : .serverUnavailable, "the broker's storage is full")

@@ -136,7 +136,9 @@ extension ClientConnection {
         if p.qos == .exactlyOnce && session.durable != nil {
             ops.append(.incoming(clientID: session.clientID, packetID: p.packetID))
         }
-        store.submit(ops, executor: completion == nil ? nil : ctx.executor, completion: completion)
+        // Not yet acknowledged: refused (0x97) rather than kept waiting when the disk is full.
+        store.submit(ops, executor: completion == nil ? nil : ctx.executor, failable: completion != nil,
+                     completion: completion)
     }
 
     /// The store cannot take more: v5 publishers hear 0x97; 3.x ones get no ack

@@ -106,6 +106,12 @@ final class Statement {
         throw StoreError(db.lastError, code: rc)
     }
 
+    /// The first column of the first row (0 without a row), then resets.
+    func scalar() throws(StoreError) -> Int64 {
+        defer { reset() }
+        return try step() ? int(0) : 0
+    }
+
     /// Runs to completion and resets.
     func run() throws(StoreError) {
         defer { reset() }

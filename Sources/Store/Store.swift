@@ -1,6 +1,7 @@
 import CSQLite
 import Foundation
 import Glibc
+import Reactor
 import Synchronization
 
 /// How hard the store tries not to lose acknowledged work.
@@ -29,15 +30,28 @@ public final class Store: @unchecked Sendable {
         let ops: [StoreOp]
         let completion: ((Bool) -> Void)?
         let executor: ((@escaping () -> Void) -> Void)?
+        /// New work the broker can still refuse (a PUBLISH not yet acknowledged, a
+        /// session before CONNACK): dropped with `completion(false)` when the disk
+        /// is full. Everything else follows from what a client was already told and
+        /// is kept, in order, until it is written.
+        let failable: Bool
     }
 
     private let condition = NSCondition()
     private var pending: [Entry] = []
+    /// Accepted work that a full disk kept out: written first, before anything newer
+    /// and before any read (a read must see every write queued before it).
+    private var retry: [Entry] = []
     private var stopping = false
     private var thread: Thread?
     private let finished = DispatchSemaphore(value: 0)
-    /// Set while writes fail because the disk (or `maxBytes`) is full.
+    /// Set while the store takes no new work: the database reached `maxBytes`, the
+    /// disk is nearly full, or a write failed for want of space. The broker refuses
+    /// new QoS 1/2 messages meanwhile; what it already accepted is still written.
     public let isFull = Atomic<Bool>(false)
+    /// `store_max_size`: the database size at which new work is refused.
+    private let maxBytes: Int?
+    private var pageSize = 4096
     /// Commits done and operations written, for $SYS.
     public let commits = Atomic<Int>(0)
     public let operations = Atomic<Int>(0)
@@ -50,6 +64,7 @@ public final class Store: @unchecked Sendable {
     public init(directory: String, durability: Durability, maxBytes: Int? = nil) throws(StoreError) {
         self.directory = directory
         self.durability = durability
+        self.maxBytes = maxBytes
         var isDirectory: ObjCBool = false
         if !FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
             do {
@@ -87,10 +102,9 @@ public final class Store: @unchecked Sendable {
             try db.exec("PRAGMA journal_mode = WAL")
             try db.exec(durability == .full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
             try db.exec("PRAGMA foreign_keys = OFF")
-            if let maxBytes {
-                let page = try db.scalarInt("PRAGMA page_size") ?? 4096
-                try db.exec("PRAGMA max_page_count = \(max(16, Int64(maxBytes) / page))")
-            }
+            // No max_page_count: a hard cap would also stop the writes that follow from
+            // work already acknowledged. `maxBytes` only stops new work (`checkSpace`).
+            pageSize = Int(try db.scalarInt("PRAGMA page_size") ?? 4096)
             try Self.migrate(db, from: version)
         } catch {
             close(lockFD)
@@ -281,7 +295,7 @@ public final class Store: @unchecked Sendable {
                     if let m = try message(r.messageID) { bodies[m.id] = m }
                 }
             } catch {
-                FileHandle.standardError.write(Data("level=error event=store.read_failed error=\"\(error)\"\n".utf8))
+                Log.error("store.read_failed", ["error": error])
             }
             executor { reply(rows, bodies) }
         }
@@ -291,11 +305,15 @@ public final class Store: @unchecked Sendable {
 
     /// Queues changes. `completion(true)` runs on `executor` once they are
     /// committed (`false` if the commit failed: disk full, I/O error).
+    ///
+    /// `failable`: new work that may be refused when the disk is full (the
+    /// completion then gets `false`). Other work is never dropped for want of
+    /// space: it waits, in order, until it can be written.
     public func submit(_ ops: [StoreOp], executor: ((@escaping () -> Void) -> Void)? = nil,
-                       completion: ((Bool) -> Void)? = nil)
+                       failable: Bool = false, completion: ((Bool) -> Void)? = nil)
     {
         condition.lock()
-        pending.append(Entry(ops: ops, completion: completion, executor: executor))
+        pending.append(Entry(ops: ops, completion: completion, executor: executor, failable: failable))
         condition.signal()
         condition.unlock()
     }
@@ -328,10 +346,12 @@ public final class Store: @unchecked Sendable {
     private func run() {
         let batchDelay: Double
         if case .batch(let ms) = durability { batchDelay = Double(ms) / 1000 } else { batchDelay = 0 }
+        checkSpace()
         while true {
             condition.lock()
-            while pending.isEmpty && reads.isEmpty && !stopping {
-                if isFull.load(ordering: .relaxed) {
+            while pending.isEmpty && (reads.isEmpty || !retry.isEmpty) && !stopping {
+                if isFull.load(ordering: .relaxed) || !retry.isEmpty {
+                    // Look again for space (and try the kept work) once a second.
                     _ = condition.wait(until: Date().addingTimeInterval(1))
                     break
                 }
@@ -343,47 +363,103 @@ public final class Store: @unchecked Sendable {
                 Thread.sleep(forTimeInterval: batchDelay)
                 condition.lock()
             }
-            let batch = pending
+            // Taken together: each read runs after every write queued before it.
+            let batch = retry + pending
+            retry.removeAll()
             pending.removeAll(keepingCapacity: true)
             let readWork = reads
             reads.removeAll()
-            let done = stopping && batch.isEmpty && readWork.isEmpty
+            let stop = stopping
             condition.unlock()
-            if !batch.isEmpty { write(batch) } else if isFull.load(ordering: .relaxed) { probeSpace() }
-            for r in readWork { r() }
-            if Date().timeIntervalSince(lastCleanup) > 10 { cleanup() }
-            if done { break }
+            var kept: [Entry] = []
+            if !batch.isEmpty { kept = write(batch) } else if isFull.load(ordering: .relaxed) { checkSpace() }
+            if kept.isEmpty {
+                for r in readWork { r() }
+            } else {
+                // Writes were kept back for want of space: the reads wait behind them.
+                condition.lock()
+                retry = kept
+                reads = readWork + reads
+                condition.unlock()
+            }
+            // Message bodies are the bulk of the file: while full, free them every second.
+            let full = isFull.load(ordering: .relaxed)
+            if kept.isEmpty && Date().timeIntervalSince(lastCleanup) > (full ? 1 : 10) {
+                cleanup()
+                if full { checkSpace() }
+            }
+            if stop {
+                condition.lock()
+                let idle = pending.isEmpty && reads.isEmpty
+                condition.unlock()
+                if !kept.isEmpty {
+                    Log.error("store.unsaved", ["operations": kept.reduce(0) { $0 + $1.ops.count },
+                                                "reason": "no space left at shutdown"])
+                    break
+                }
+                if idle { break }
+            }
         }
         statements.removeAll()
         finished.signal()
     }
 
-    private func write(_ batch: [Entry]) {
-        var ok = true
+    private enum CommitResult {
+        case committed
+        case full(StoreError)
+        case failed(StoreError)
+    }
+
+    private func commit(_ entries: [Entry]) -> CommitResult {
         do {
             try db.exec("BEGIN IMMEDIATE")
-            for entry in batch { for op in entry.ops { try apply(op) } }
+            for entry in entries { for op in entry.ops { try apply(op) } }
             try db.exec("COMMIT")
             commits.add(1, ordering: .relaxed)
-            operations.add(batch.reduce(0) { $0 + $1.ops.count }, ordering: .relaxed)
-            if isFull.load(ordering: .relaxed) {
-                isFull.store(false, ordering: .relaxed)
-                FileHandle.standardError.write(Data("level=info event=store.space_recovered\n".utf8))
-            }
+            operations.add(entries.reduce(0) { $0 + $1.ops.count }, ordering: .relaxed)
+            return .committed
         } catch {
-            ok = false
             try? db.exec("ROLLBACK")
             for (_, s) in statements { s.reset() }
-            if error.isFull || error.code == SQLITE_FULL {
-                if !isFull.exchange(true, ordering: .relaxed) {
-                    FileHandle.standardError.write(Data("level=error event=store.full error=\"\(error)\"\n".utf8))
-                }
-            } else {
-                FileHandle.standardError.write(Data("level=error event=store.write_failed error=\"\(error)\"\n".utf8))
+            return error.isFull || error.code == SQLITE_FULL ? .full(error) : .failed(error)
+        }
+    }
+
+    /// Commits `batch`; returns what must be tried again later (the disk is full).
+    private func write(_ batch: [Entry]) -> [Entry] {
+        switch commit(batch) {
+        case .committed:
+            complete(batch, true)
+            checkSpace()
+            return []
+        case .failed(let error):
+            Log.error("store.write_failed", ["error": error])
+            complete(batch, false)
+            return []
+        case .full(let error):
+            setFull(true, "\(error)")
+            let refused = batch.filter { $0.failable }
+            let kept = batch.filter { !$0.failable }
+            complete(refused, false)
+            // Without the refused new work, what was already accepted may fit now.
+            if refused.isEmpty || kept.isEmpty { return kept }
+            switch commit(kept) {
+            case .committed:
+                complete(kept, true)
+                return []
+            case .full:
+                return kept
+            case .failed(let error):
+                Log.error("store.write_failed", ["error": error])
+                complete(kept, false)
+                return []
             }
         }
-        // Completions, grouped so that each loop is woken once per commit.
-        for entry in batch {
+    }
+
+    /// Completions, grouped so that each loop is woken once per commit.
+    private func complete(_ entries: [Entry], _ ok: Bool) {
+        for entry in entries {
             guard let completion = entry.completion else { continue }
             if let executor = entry.executor {
                 executor { completion(ok) }
@@ -393,12 +469,36 @@ public final class Store: @unchecked Sendable {
         }
     }
 
-    /// While full: a small write tells whether space has come back.
-    private func probeSpace() {
-        do {
-            try db.exec("BEGIN IMMEDIATE; CREATE TEMP TABLE IF NOT EXISTS probe(x); COMMIT;")
-        } catch {
-            try? db.exec("ROLLBACK")
+    /// Whether new work fits: the database below `maxBytes`, and some room left on
+    /// the disk (a twentieth of the file system, at most 16 MiB), so that the
+    /// writes that follow from accepted work can still be made.
+    private func checkSpace() {
+        guard let pages = try? cached("PRAGMA page_count").scalar(),
+              let free = try? cached("PRAGMA freelist_count").scalar()
+        else { return }
+        let freeBytes = Int(free) * pageSize
+        if let maxBytes, (Int(pages) - Int(free)) * pageSize >= maxBytes {
+            setFull(true, "the database reached store_max_size (\(maxBytes) bytes)")
+            return
+        }
+        var fs = statvfs()
+        if statvfs(directory, &fs) == 0 {
+            let available = Int(fs.f_bavail) * Int(fs.f_frsize)
+            let reserve = min(16 << 20, Int(fs.f_blocks) * Int(fs.f_frsize) / 20)
+            if available + freeBytes < reserve {
+                setFull(true, "less than \(reserve) bytes left on the disk")
+                return
+            }
+        }
+        setFull(false, "")
+    }
+
+    private func setFull(_ full: Bool, _ why: String) {
+        if isFull.exchange(full, ordering: .relaxed) == full { return }
+        if full {
+            Log.error("store.full", ["reason": why])
+        } else {
+            Log.info("store.space_recovered")
         }
     }
 
@@ -412,7 +512,7 @@ public final class Store: @unchecked Sendable {
                   AND NOT EXISTS (SELECT 1 FROM retained r WHERE r.message_id = messages.id)
                 """)
         } catch {
-            FileHandle.standardError.write(Data("level=warn event=store.cleanup_failed error=\"\(error)\"\n".utf8))
+            Log.warning("store.cleanup_failed", ["error": error])
         }
     }
 

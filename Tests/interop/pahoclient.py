@@ -232,6 +232,10 @@ class PahoClient:
         assert info.rc == mqtt.MQTT_ERR_SUCCESS, info.rc
         return self._wait(self._pubacks, info.mid, timeout, f"completion of publish to {topic}")
 
+    def wait_publish(self, mid, timeout=5.0):
+        """(reason code, ack properties) of a publish made with wait=False."""
+        return self._wait(self._pubacks, mid, timeout, f"completion of publish {mid}")
+
     def ack(self, mid, qos=1):
         with self._lock:
             self.c.ack(mid, qos)

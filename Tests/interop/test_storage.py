@@ -5,6 +5,7 @@ a corrupt, foreign or newer database, an unusable data directory, a full store.
 import os
 import sqlite3
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -186,3 +187,136 @@ def test_full_store_refuses_qos1_with_0x97_keeps_qos0_and_recovers(start_broker,
         assert time.monotonic() < deadline, "the store did not recover after space was freed"
         time.sleep(0.5)
     assert b.alive
+
+
+def _publish_until_refused(pubs, topic, payload, per_pub=4, rounds=300):
+    """Each publisher keeps `per_pub` QoS 1 messages in flight at once, round after round,
+    until the broker refuses one with 0x97. Returns the topics it acknowledged."""
+    acked = set()
+    for n in range(rounds):
+        sent = []
+        for j, p in enumerate(pubs):
+            for k in range(per_pub):
+                name = f"{topic}/fill/{j}/{n}/{k}"
+                sent.append((p, name, p.publish(name, payload, 1, wait=False)))
+        refused = False
+        for p, name, mid in sent:
+            rc, _ = p.wait_publish(mid, timeout=15)
+            if rc == 0:
+                acked.add(name)
+            else:
+                assert rc == QUOTA_EXCEEDED, hex(rc)
+                refused = True
+        if refused:
+            return acked
+    raise AssertionError("the store never reported full")
+
+
+def _drain(paho, port, client_id, expected, timeout=30):
+    """Resumes a stored session and returns the topics it receives (at least `expected`)."""
+    d = paho(port, client_id=client_id, version=5)
+    ca = d.connect(clean_start=False, properties=connect_props(SessionExpiryInterval=3600))
+    assert ca.session_present, client_id
+    got = [m.topic for m in d.collect(len(expected), timeout=timeout)]
+    got += [m.topic for m in d.drain(0.5)]
+    return got
+
+
+def test_full_store_loses_no_acknowledged_message_of_any_stored_session(start_broker, paho, topic, cid):
+    """Four publishers with several QoS 1 messages in flight each, eight offline stored
+    sessions, store_max_size small enough to be reached: once the store is full new
+    messages are refused with 0x97, and every message that was acknowledged is delivered
+    to every stored session (the deliveries that follow an acknowledged message are
+    written even past the limit), exactly once each; none that was refused is."""
+    b = start_broker("store_max_size = 256K\n")
+    keepers = [cid(f"keeper{i}") for i in range(8)]
+    for k in keepers:
+        c = paho(b.port, client_id=k, version=5)
+        c.connect(properties=connect_props(SessionExpiryInterval=3600))
+        c.subscribe(f"{topic}/fill/#", qos=1)
+        c.close()
+    pubs = [paho(b.port, client_id=cid(f"pub{j}"), version=5) for j in range(4)]
+    for p in pubs:
+        p.connect()
+    acked = _publish_until_refused(pubs, topic, b"y" * 2048)
+    assert len(acked) > 10, len(acked)
+    wait_full = [l for l in b.log() if "event=store.full" in l]
+    assert wait_full, b.log()[-10:]
+    for k in keepers:
+        got = _drain(paho, b.port, k, acked)
+        assert sorted(got) == sorted(acked), (k, len(got), len(acked), sorted(set(acked) - set(got))[:5])
+    assert b.alive
+
+
+@pytest.fixture
+def tmpfs():
+    """A 16 MiB tmpfs of the test's own (root only), unmounted at the end."""
+    d = tempfile.mkdtemp(prefix="parley-tmpfs-")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", d], capture_output=True)
+    if r.returncode != 0:
+        os.rmdir(d)
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode(errors='replace').strip()}")
+    yield d
+    subprocess.run(["umount", d], capture_output=True)
+    os.rmdir(d)
+
+
+def _fill(path):
+    """Writes to `path` until the file system is full."""
+    chunk = b"\0" * 65536
+    with open(path, "wb") as f:
+        try:
+            while True:
+                f.write(chunk)
+                f.flush()
+        except OSError as e:
+            assert e.errno == 28, e  # ENOSPC
+    return os.path.getsize(path)
+
+
+@pytest.mark.parametrize("durability", ["full", "batch"])
+def test_real_full_disk_loses_nothing_acknowledged_and_recovers(tmpfs, start_broker, paho, topic, cid, durability):
+    """The data directory on a file system that really fills up (a 16 MiB tmpfs and a file
+    that takes all of it): new QoS 1 messages are refused with 0x97, QoS 0 still flows,
+    and once the file is removed the broker recovers by itself. With durability = batch
+    messages are acknowledged before they are written, so some acknowledged ones meet the
+    full disk: they wait in memory and are written when space comes back. Either way the
+    stored session receives every acknowledged message."""
+    b = start_broker(f"durability = {durability}\n", extra_args=["--data", os.path.join(tmpfs, "data")])
+    keeper = cid("keeper")
+    c = paho(b.port, client_id=keeper, version=5)
+    c.connect(properties=connect_props(SessionExpiryInterval=3600))
+    c.subscribe(f"{topic}/fill/#", qos=1)
+    c.close()
+    live = paho(b.port, version=5)
+    live.connect()
+    live.subscribe(f"{topic}/live", qos=0)
+    pub = paho(b.port, client_id=cid("pub"), version=5)
+    pub.connect()
+    acked = set()
+    for i in range(20):
+        assert pub.publish(f"{topic}/fill/before/{i}", b"z" * 1024, 1) == 0
+        acked.add(f"{topic}/fill/before/{i}")
+    filler = os.path.join(tmpfs, "filler")
+    _fill(filler)
+    acked |= _publish_until_refused([pub], topic, b"z" * 1024, per_pub=8, rounds=100)
+    wait_log_line(b, "event=store.full")
+    pub.publish(f"{topic}/live", b"qos0 flows", qos=0)
+    assert live.get(timeout=5).payload == b"qos0 flows"
+    os.remove(filler)
+    deadline = time.monotonic() + 15
+    while pub.publish_full(f"{topic}/after", b"ok", qos=1)[0] != 0:
+        assert time.monotonic() < deadline, "no recovery after space came back:\n" + "\n".join(b.log()[-10:])
+        time.sleep(0.3)
+    got = _drain(paho, b.port, keeper, acked)
+    assert sorted(got) == sorted(acked), (len(got), len(acked), sorted(set(acked) - set(got))[:5])
+    assert b.alive
+
+
+def wait_log_line(b, needle, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(needle in l for l in b.log()):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{needle!r} not logged:\n" + "\n".join(b.log()[-10:]))
