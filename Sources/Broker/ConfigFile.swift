@@ -101,8 +101,11 @@ enum ConfigValue {
         if lower == "never" { return UInt32.max }
         let units: [(String, UInt64)] = [("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)]
         for (suffix, factor) in units where lower.hasSuffix(suffix) {
-            guard let n = UInt64(lower.dropLast()), n * factor < UInt64(UInt32.max) else { return nil }
-            return UInt32(n * factor)
+            // Multiplied with an overflow check: a huge number is an error, not a crash.
+            guard let n = UInt64(lower.dropLast()) else { return nil }
+            let (product, overflow) = n.multipliedReportingOverflow(by: factor)
+            guard !overflow, product < UInt64(UInt32.max) else { return nil }
+            return UInt32(product)
         }
         guard let n = UInt32(lower), n < UInt32.max else { return nil }
         return n
