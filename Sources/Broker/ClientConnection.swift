@@ -256,12 +256,14 @@ final class ClientConnection: Connection {
         case .error(let e):
             Log.info("client.closed", ["client": clientID.isEmpty ? "-" : clientID,
                                        "peer": peer.map { "\($0)" } ?? "-", "tls": tls != nil, "error": e])
-        case .peerClosed:
-            Log.debug("client.closed", ["client": clientID.isEmpty ? "-" : clientID,
-                                        "peer": peer.map { "\($0)" } ?? "-", "tls": tls != nil, "by": "peer"])
-        case .local:
-            Log.debug("client.closed", ["client": clientID.isEmpty ? "-" : clientID,
-                                        "peer": peer.map { "\($0)" } ?? "-", "tls": tls != nil, "by": "broker"])
+        case .peerClosed, .local:
+            // Ordinary closes: only at debug level, and nothing is formatted otherwise.
+            if Log.enabled(.debug) {
+                let by: String
+                if case .local = reason { by = "broker" } else { by = "peer" }
+                Log.debug("client.closed", ["client": clientID.isEmpty ? "-" : clientID,
+                                            "peer": peer.map { "\($0)" } ?? "-", "tls": tls != nil, "by": by])
+            }
         }
         ctx.clients[ObjectIdentifier(self)] = nil
         ctx.broker.connectionCount.subtract(1, ordering: .relaxed)

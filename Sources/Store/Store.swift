@@ -57,6 +57,7 @@ public final class Store: @unchecked Sendable {
     public let operations = Atomic<Int>(0)
     private var statements: [String: Statement] = [:]
     private var lastCleanup = Date()
+    private var lastSpaceCheck = Date.distantPast
 
     /// Opens (creating if needed) the database in `directory`. Refuses a database
     /// held by another running Parley, one from a newer Parley, or one that is not
@@ -430,7 +431,8 @@ public final class Store: @unchecked Sendable {
         switch commit(batch) {
         case .committed:
             complete(batch, true)
-            checkSpace()
+            // Not after every commit: ten times a second is soon enough to stop new work.
+            if isFull.load(ordering: .relaxed) || Date().timeIntervalSince(lastSpaceCheck) >= 0.1 { checkSpace() }
             return []
         case .failed(let error):
             Log.error("store.write_failed", ["error": error])
@@ -473,6 +475,7 @@ public final class Store: @unchecked Sendable {
     /// the disk (a twentieth of the file system, at most 16 MiB), so that the
     /// writes that follow from accepted work can still be made.
     private func checkSpace() {
+        lastSpaceCheck = Date()
         guard let pages = try? cached("PRAGMA page_count").scalar(),
               let free = try? cached("PRAGMA freelist_count").scalar()
         else { return }

@@ -149,19 +149,26 @@ def test_durability_none_keeps_nothing_across_a_restart(start_broker, paho, topi
     assert not os.path.exists(os.path.join(b.tmp, "data", "parley.db"))
 
 
+def _keeper_live_and_publisher(paho, b, topic, keeper, pub_id):
+    """An offline stored session `keeper` subscribed to <topic>/fill/# at QoS 1, a connected
+    QoS 0 subscriber of <topic>/live, and a connected v5 publisher: (live, publisher)."""
+    k = paho(b.port, client_id=keeper, version=5)
+    k.connect(properties=connect_props(SessionExpiryInterval=3600))
+    k.subscribe(f"{topic}/fill/#", qos=1)
+    k.close()
+    live = paho(b.port, version=5)
+    live.connect()
+    live.subscribe(f"{topic}/live", qos=0)
+    pub = paho(b.port, client_id=pub_id, version=5)
+    pub.connect()
+    return live, pub
+
+
 def test_full_store_refuses_qos1_with_0x97_keeps_qos0_and_recovers(start_broker, paho, topic, cid):
     cid = cid()
     b = start_broker("store_max_size = 192K")
     # An offline stored session fills the store with its queue.
-    keeper = paho(b.port, client_id=cid, version=5)
-    keeper.connect(properties=connect_props(SessionExpiryInterval=3600))
-    keeper.subscribe(f"{topic}/fill/#", qos=1)
-    keeper.close()
-    live = paho(b.port, version=5)
-    live.connect()
-    live.subscribe(f"{topic}/live", qos=0)
-    pub = paho(b.port, version=5)
-    pub.connect()
+    live, pub = _keeper_live_and_publisher(paho, b, topic, cid, cid + "-pub")
     payload = b"x" * 2048
     refused = False
     for i in range(400):
@@ -284,15 +291,7 @@ def test_real_full_disk_loses_nothing_acknowledged_and_recovers(tmpfs, start_bro
     stored session receives every acknowledged message."""
     b = start_broker(f"durability = {durability}\n", extra_args=["--data", os.path.join(tmpfs, "data")])
     keeper = cid("keeper")
-    c = paho(b.port, client_id=keeper, version=5)
-    c.connect(properties=connect_props(SessionExpiryInterval=3600))
-    c.subscribe(f"{topic}/fill/#", qos=1)
-    c.close()
-    live = paho(b.port, version=5)
-    live.connect()
-    live.subscribe(f"{topic}/live", qos=0)
-    pub = paho(b.port, client_id=cid("pub"), version=5)
-    pub.connect()
+    live, pub = _keeper_live_and_publisher(paho, b, topic, keeper, cid("pub"))
     acked = set()
     for i in range(20):
         assert pub.publish(f"{topic}/fill/before/{i}", b"z" * 1024, 1) == 0
