@@ -15,6 +15,7 @@ public final class Broker: BrokerServices, @unchecked Sendable {
     private var listeningSockets: [Int32] = []
     let retained = RetainedStore()
     let shared = SharedSubscriptions()
+    let census = FilterCensus()
     let connectionCount = Atomic<Int>(0)
     /// The database, unless durability is none.
     public private(set) var store: Store?
@@ -227,13 +228,7 @@ public final class Broker: BrokerServices, @unchecked Sendable {
             let entry = SubscriptionEntry(session: session, options: Subscription(topicFilter: raw, qos: .exactlyOnce),
                                           identifier: nil)
             session.subscriptions[raw] = entry
-            if let group = parsed.shareGroup {
-                self.shared.add(group: group, filter: parsed.filter,
-                                member: SharedSubscriptions.Member(clientID: clientID, loop: ctx.index,
-                                                                   options: entry.options, identifier: nil))
-            } else if !ctx.topics.insert(filter: raw, entry: entry) {
-                ctx.subscriptionCount.add(1, ordering: .relaxed)
-            }
+            ctx.addSubscription(entry, parsed: parsed)
         }
         return token
     }

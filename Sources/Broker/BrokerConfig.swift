@@ -45,7 +45,7 @@ public struct BrokerConfig: Sendable {
     public var maxConnections = 100_000
     /// Topic names and filters longer than this many bytes, or with more levels, are refused.
     public var maxTopicLength = 65_535
-    public var maxTopicLevels = 128
+    public var maxTopicLevels = 200
     /// Seconds a new connection has to send CONNECT.
     public var connectTimeout = 10
     /// The largest keep alive granted (seconds); above it, v5 clients are told the

@@ -265,13 +265,39 @@ final class BrokerLoop {
         if sessions[session.clientID] === session { sessions[session.clientID] = nil }
     }
 
+    /// Adds or replaces a session's subscription: in this loop's index (and the
+    /// broker's census and counters), or in its shared group. Returns true when it
+    /// replaced one.
+    @discardableResult
+    func addSubscription(_ entry: SubscriptionEntry, parsed: TopicFilter) -> Bool {
+        let session = entry.session
+        if let group = parsed.shareGroup {
+            return broker.shared.add(
+                group: group, filter: parsed.filter,
+                member: SharedSubscriptions.Member(clientID: session.clientID, loop: index, options: entry.options,
+                                                   identifier: entry.identifier))
+        }
+        if topics.insert(filter: entry.options.topicFilter, entry: entry) { return true }
+        subscriptionCount.add(1, ordering: .relaxed)
+        if session.durable != nil { broker.persistentSubscriptions.add(1, ordering: .relaxed) }
+        broker.census.add(entry.options.topicFilter)
+        return false
+    }
+
     func removeSubscription(raw: ByteString, entry: SubscriptionEntry, session: Session) {
         if let parsed = try? TopicRules.parseFilter(raw.bytes, version: .v5), let group = parsed.shareGroup {
             broker.shared.remove(group: group, filter: parsed.filter, clientID: session.clientID)
         } else if topics.remove(filter: raw, session: session) {
             subscriptionCount.subtract(1, ordering: .relaxed)
             if session.durable != nil { broker.persistentSubscriptions.subtract(1, ordering: .relaxed) }
+            broker.census.remove(raw)
         }
+    }
+
+    /// Whether anybody (any loop's sessions, a shared group, an internal client)
+    /// subscribes to `topic`: a v5 publisher hears 0x10 when nobody does.
+    func hasSubscribers(_ topic: ByteString) -> Bool {
+        broker.census.matches(topic) || (!broker.shared.isEmpty && broker.shared.matchesAny(topic: topic))
     }
 
     /// Publishes a session's will, through the same checks as any PUBLISH.

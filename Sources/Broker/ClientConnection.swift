@@ -134,13 +134,33 @@ final class ClientConnection: Connection {
 
     // MARK: Output
 
+    /// Sends a packet within the client's Maximum Packet Size [MQTT-3.1.2-24]: over
+    /// it, without reason string and user properties; when even that does not fit,
+    /// the connection closes instead.
     func sendPacket(_ packet: Packet) {
+        var fits = true
         sendEncoding { out in
+            let start = out.count
             do {
                 try packet.encode(into: &out, version: version)
+                if out.count - start > Int(clientMaximumPacketSize) {
+                    out.removeSubrange(start...)
+                    try packet.withoutDiagnostics.encode(into: &out, version: version)
+                    if out.count - start > Int(clientMaximumPacketSize) {
+                        out.removeSubrange(start...)
+                        fits = false
+                    }
+                }
             } catch {
+                out.removeSubrange(start...)
                 Log.error("encode.failed", ["client": clientID, "packet": packet.type, "error": error])
             }
+        }
+        if !fits {
+            Log.info("client.packet_too_large", ["client": clientID.isEmpty ? "-" : clientID, "packet": packet.type,
+                                                 "maximum": clientMaximumPacketSize])
+            closeNow()
+            return
         }
         ctx.stats.messagesSent += 1
     }
@@ -310,9 +330,10 @@ final class ConnectionExtras {
     var inboundAliases: [UInt16: ByteString] = [:]
     var outboundAliases: [ByteString: UInt16] = [:]
     var nextOutboundAlias: UInt16 = 1
-    /// QoS 1/2 PUBLISHes received whose ack waits on a plugin, in arrival order.
+    /// PUBLISHes waiting for a plugin or a commit, or behind one that does, in
+    /// arrival order; `pendingAcks` counts the QoS 1/2 ones among them.
     var pendingAcks = 0
-    var ackQueue: [PendingAck] = []
+    var waiting: [PendingPublish] = []
 }
 
 /// Encodings of one message shared by the subscribers that get identical bytes

@@ -5,7 +5,12 @@ extension ClientConnection {
     /// QoS 1 delivery to the client completed.
     func handlePuback(_ a: AckPacket) {
         guard let session else { return }
-        if let d = session.inflight[a.packetID], d.qos == .atLeastOnce {
+        if let d = session.inflight[a.packetID], d.qos == .exactlyOnce {
+            wrongAck("PUBACK", for: d)
+            return
+        }
+        // An unknown id is ignored (a late ack of a delivery that was dropped or completed).
+        if let d = session.inflight[a.packetID] {
             session.removeInflight(a.packetID)
             if d.seq != 0 { ctx.store?.submit([.deliveryDone(clientID: session.clientID, seq: d.seq)]) }
             deliveredHook(d.message)
@@ -16,8 +21,12 @@ extension ClientConnection {
     /// QoS 2, step 2 of 4: the client has the message; release it.
     func handlePubrec(_ a: AckPacket) {
         guard let session else { return }
-        guard let d = session.inflight[a.packetID], d.qos == .exactlyOnce else {
+        guard let d = session.inflight[a.packetID] else {
             sendPacket(.pubrel(AckPacket(packetID: a.packetID, reasonCode: version == .v5 ? .packetIdentifierNotFound : .success)))
+            return
+        }
+        if d.qos != .exactlyOnce {
+            wrongAck("PUBREC", for: d)
             return
         }
         if a.reasonCode.isFailure {
@@ -77,14 +86,24 @@ extension ClientConnection {
     /// QoS 2 delivery to the client completed.
     func handlePubcomp(_ a: AckPacket) {
         guard let session else { return }
-        // Only a released delivery completes: a stray PUBCOMP must not end one that
-        // is still waiting for its PUBREC.
-        if let d = session.inflight[a.packetID], d.qos == .exactlyOnce, d.state == .released {
-            session.removeInflight(a.packetID)
-            if d.seq != 0 { ctx.store?.submit([.deliveryDone(clientID: session.clientID, seq: d.seq)]) }
-            deliveredHook(d.message)
-            ctx.pump(session)
+        // Only a released delivery completes; a PUBCOMP for a QoS 1 delivery, or one
+        // still waiting for its PUBREC, breaks the protocol. An unknown id is ignored.
+        guard let d = session.inflight[a.packetID] else { return }
+        if d.qos != .exactlyOnce || d.state != .released {
+            wrongAck("PUBCOMP", for: d)
+            return
         }
+        session.removeInflight(a.packetID)
+        if d.seq != 0 { ctx.store?.submit([.deliveryDone(clientID: session.clientID, seq: d.seq)]) }
+        deliveredHook(d.message)
+        ctx.pump(session)
+    }
+
+    /// An ack that does not fit the delivery's QoS or state is a protocol error
+    /// (section 4.13): v5 clients get DISCONNECT 0x82, then the connection closes.
+    private func wrongAck(_ kind: String, for d: InflightDelivery) {
+        let state = d.qos == .atLeastOnce ? "a QoS 1 delivery" : (d.state == .sent ? "a QoS 2 delivery before PUBREC" : "a released QoS 2 delivery")
+        violation(CodecError(.protocolError, "\(kind) for \(state)"))
     }
 
     private func deliveredHook(_ message: Message) {

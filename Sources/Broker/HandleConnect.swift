@@ -22,6 +22,7 @@ extension ClientConnection {
         }
         version = connect.version
         problemInformation = connect.properties.requestProblemInformation ?? true
+        if version == .v5 { clientMaximumPacketSize = connect.properties.maximumPacketSize ?? UInt32.max }
         let config = ctx.config
 
         // Client identifier rules.
@@ -145,12 +146,14 @@ extension ClientConnection {
                 old.publishWillOnClose = false
                 old.disconnect(reason: .sessionTakenOver, "another connection took over this session")
                 existing.connection = nil
-                // The old will: the session ends (clean start) or the will has no delay: publish it.
-                if existing.will != nil && (connect.cleanStart || existing.willDelay == 0) {
+                // The old will: the session ends or the will has no delay: publish it.
+                if existing.will != nil && (connect.cleanStart || existing.expiryInterval == 0 || existing.willDelay == 0) {
                     ctx.publishWill(of: existing)
                 }
             }
-            if connect.cleanStart {
+            // A session that ends with its connection (3.x clean session, v5 expiry 0)
+            // is never carried into a later one, even one that takes it over [MQTT-3.1.2-6].
+            if connect.cleanStart || existing.expiryInterval == 0 {
                 ctx.endSession(existing)
                 session = Session(clientID: clientID, home: ctx)
                 ctx.sessions[clientID] = session
@@ -203,7 +206,6 @@ extension ClientConnection {
         // Flow control and limits, both ways.
         if version == .v5 {
             clientReceiveMaximum = connect.properties.receiveMaximum ?? 65_535
-            clientMaximumPacketSize = connect.properties.maximumPacketSize ?? UInt32.max
             clientTopicAliasMaximum = connect.properties.topicAliasMaximum ?? 0
             connack.properties.receiveMaximum = UInt16(clamping: config.maxInflight)
             connack.properties.maximumPacketSize = UInt32(clamping: config.maxPacketSize)
@@ -221,15 +223,13 @@ extension ClientConnection {
         ctx.stats.clientsConnected += 1
 
         // A session that outlives its connection is written before CONNACK says so.
+        // A stored session resumed with expiry 0 stays stored while connected (its
+        // queue is on disk [MQTT-3.1.2-4]); it ends, and leaves the store, when the
+        // connection does, and a restart finds it expired.
         var ops: [StoreOp] = []
-        if ctx.store != nil {
-            if session.expiryInterval > 0 {
-                if session.durable == nil { session.durable = DurableQueue() }
-                ops.append(.session(ctx.broker.storedSession(session, connected: true, now: ctx.now)))
-            } else if session.durable != nil {
-                session.durable = nil
-                ops.append(.deleteSession(clientID: clientID))
-            }
+        if ctx.store != nil && (session.expiryInterval > 0 || session.durable != nil) {
+            if session.durable == nil { session.durable = DurableQueue() }
+            ops.append(.session(ctx.broker.storedSession(session, connected: true, now: ctx.now)))
         }
         if let store = ctx.store, !ops.isEmpty {
             if ctx.waitsForCommit {

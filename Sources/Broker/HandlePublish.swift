@@ -2,124 +2,177 @@ import MQTT
 import Reactor
 import Store
 
-/// A PUBLISH waiting for plugins before it is routed and acknowledged.
-final class PendingAck {
+/// What becomes of a PUBLISH once every step has had its say.
+enum PublishOutcome {
+    /// Acknowledged (v5: 0x10 when nobody subscribes), then routed.
+    case route
+    /// Acknowledged as a success but not routed (a repeat the broker already has).
+    case acceptWithoutRouting
+    /// Not routed; v5 publishers hear the reason in their ack.
+    case refuse(ReasonCode, String)
+    /// Not stored (full disk): v5 publishers hear 0x97; 3.x ones get no ack and send it again.
+    case notStored
+}
+
+/// A PUBLISH that waits for a plugin or a commit, or for one that arrived before it.
+final class PendingPublish {
+    /// Topic, QoS and packet id (not the payload, which may point into the read buffer).
     let packet: PublishPacket
-    let message: Message
-    var verdict: ReasonCode?
-    init(packet: PublishPacket, message: Message) {
+    let message: Message?
+    var outcome: PublishOutcome?
+    init(packet: PublishPacket, message: Message?, outcome: PublishOutcome?) {
         self.packet = packet
         self.message = message
+        self.outcome = outcome
     }
 }
 
+// An incoming PUBLISH goes through small steps, in this order: resolve its topic
+// alias, check the limits, authorize, let plugins transform it, decide (plugin
+// verdicts and the commit that makes it durable, both possibly asynchronous),
+// then acknowledge and route. Outcomes are applied strictly in arrival order,
+// whatever order the asynchronous steps finish in: a client's acks come in the
+// order of its PUBLISHes [MQTT-4.6.0-2], and its messages reach subscribers in
+// that order too, across its topics [MQTT-4.6.0-6]. The ack goes before the
+// routing, so a publisher that subscribes to its own topic gets its PUBACK first.
 extension ClientConnection {
-    /// An incoming PUBLISH: resolve its topic alias, check limits and ACL, let
-    /// plugins inspect it, route it, and acknowledge it by its QoS.
     func handlePublish(_ p: PublishPacket) {
-        guard let session else { return }
-        let config = ctx.config
-        var topic = p.topic
-        if version == .v5, let alias = p.properties.topicAlias {
-            if alias > config.topicAliasMaximum {
-                disconnect(reason: .topicAliasInvalid, "topic alias \(alias) is above the maximum \(config.topicAliasMaximum)")
-                return
-            }
-            if topic.isEmpty {
-                guard let known = extras?.inboundAliases[alias] else {
-                    disconnect(reason: .protocolError, "topic alias \(alias) has no topic yet")
-                    return
-                }
-                topic = known
-            } else {
-                more.inboundAliases[alias] = topic.compacted
-            }
-        }
-        if topic.count > config.maxTopicLength || Self.levelCount(topic) > config.maxTopicLevels {
-            disconnect(reason: .topicNameInvalid, "topic is longer or deeper than this server allows")
+        guard let session, let topic = resolveTopic(p), admit(p, topic: topic, session: session) else { return }
+        if p.qos == .exactlyOnce && session.incomingQoS2.contains(p.packetID) {
+            // A resend of a QoS 2 message already received: acknowledge, never route twice.
+            finish(p, message: nil, .acceptWithoutRouting)
             return
         }
-        if p.qos != .atMostOnce {
-            if p.qos == .exactlyOnce && session.incomingQoS2.contains(p.packetID) {
-                // A resend of a QoS 2 message already received: acknowledge, never route twice.
-                sendPacket(.pubrec(AckPacket(packetID: p.packetID)))
-                return
-            }
-            if session.incomingQoS2.count + (extras?.pendingAcks ?? 0) >= config.maxInflight {
-                disconnect(reason: .receiveMaximumExceeded, "more unacknowledged QoS 1/2 messages than the receive maximum")
-                return
-            }
+        if let refusal = authorize(p, topic: topic) {
+            finish(p, message: nil, refusal)
+            return
+        }
+        switch transform(p, topic: topic) {
+        case .failure(let refusal): finish(p, message: nil, refusal.outcome)
+        case .success(let message): decide(p, message, session)
+        }
+    }
+
+    // MARK: Steps
+
+    /// The topic, with a v5 topic alias resolved (or recorded); nil when the alias
+    /// broke a rule (the client is disconnected).
+    private func resolveTopic(_ p: PublishPacket) -> ByteString? {
+        guard version == .v5, let alias = p.properties.topicAlias else { return p.topic }
+        if alias > ctx.config.topicAliasMaximum {
+            disconnect(reason: .topicAliasInvalid, "topic alias \(alias) is above the maximum \(ctx.config.topicAliasMaximum)")
+            return nil
+        }
+        if !p.topic.isEmpty {
+            more.inboundAliases[alias] = p.topic.compacted
+            return p.topic
+        }
+        guard let known = extras?.inboundAliases[alias] else {
+            disconnect(reason: .protocolError, "topic alias \(alias) has no topic yet")
+            return nil
+        }
+        return known
+    }
+
+    /// The limits a PUBLISH must keep; false when it broke one (the client is disconnected).
+    private func admit(_ p: PublishPacket, topic: ByteString, session: Session) -> Bool {
+        let config = ctx.config
+        if topic.count > config.maxTopicLength || Self.levelCount(topic) > config.maxTopicLevels {
+            disconnect(reason: .topicNameInvalid, "topic is longer or deeper than this server allows")
+            return false
+        }
+        if p.qos != .atMostOnce && !session.incomingQoS2.contains(p.packetID)
+            && session.incomingQoS2.count + (extras?.pendingAcks ?? 0) >= config.maxInflight
+        {
+            disconnect(reason: .receiveMaximumExceeded, "more unacknowledged QoS 1/2 messages than the receive maximum")
+            return false
         }
         if p.retain && !config.retainAvailable {
             disconnect(reason: .retainNotSupported, "retained messages are not available")
-            return
+            return false
         }
+        return true
+    }
+
+    /// The `$`-topic rule and the plugins' publish checks; nil when allowed.
+    private func authorize(_ p: PublishPacket, topic: ByteString) -> PublishOutcome? {
         if topic.bytes.first == 0x24 {  // '$': reserved for the broker
-            refusePublish(p, .notAuthorized, "clients may not publish to $-topics")
-            return
+            return .refuse(.notAuthorized, "clients may not publish to $-topics")
         }
+        let plugins = ctx.broker.plugins(providing: .authorizePublish)
+        if plugins.isEmpty { return nil }
         let info = clientInfo
-        for plugin in ctx.broker.plugins(providing: .authorizePublish) {
+        for plugin in plugins {
             let verdict = plugin.authorizePublish(info, topic: topic, qos: p.qos, retain: p.retain)
-            if verdict.isFailure {
-                refusePublish(p, verdict, "not authorized to publish to this topic")
-                return
-            }
+            if verdict.isFailure { return .refuse(verdict, "not authorized to publish to this topic") }
         }
-        var message: Message
+        return nil
+    }
+
+    struct Refusal: Error { let outcome: PublishOutcome }
+
+    /// The message to route, as the inspecting plugins rewrote it.
+    private func transform(_ p: PublishPacket, topic: ByteString) -> Result<Message, Refusal> {
         let inspectors = ctx.broker.plugins(providing: .inspectPublish)
-        if inspectors.isEmpty {
-            message = Message(publish: p, topic: topic, origin: clientID, now: ctx.now)
-        } else {
-            var inbound = InboundPublish(topic: topic.compacted, payload: Array(p.payload), qos: p.qos, retain: p.retain,
-                                         properties: p.properties)
-            for plugin in inspectors {
-                let verdict = plugin.inspectPublish(&inbound, from: info)
-                if verdict.isFailure {
-                    refusePublish(p, verdict, "refused by \(plugin.name)")
-                    return
-                }
-            }
-            let expiry = inbound.properties.messageExpiryInterval.map { ctx.now + UInt64($0) * 1000 }
-            message = Message(topic: inbound.topic, payload: inbound.payload, qos: inbound.qos, retain: inbound.retain,
-                              properties: inbound.properties, expiresAt: expiry, origin: clientID, receivedAt: ctx.now)
+        if inspectors.isEmpty { return .success(Message(publish: p, topic: topic, origin: clientID, now: ctx.now)) }
+        var inbound = InboundPublish(topic: topic.compacted, payload: Array(p.payload), qos: p.qos, retain: p.retain,
+                                     properties: p.properties)
+        let info = clientInfo
+        for plugin in inspectors {
+            let verdict = plugin.inspectPublish(&inbound, from: info)
+            if verdict.isFailure { return .failure(Refusal(outcome: .refuse(verdict, "refused by \(plugin.name)"))) }
         }
+        let expiry = inbound.properties.messageExpiryInterval.map { ctx.now + UInt64($0) * 1000 }
+        return .success(Message(topic: inbound.topic, payload: inbound.payload, qos: inbound.qos, retain: inbound.retain,
+                                properties: inbound.properties, expiresAt: expiry, origin: clientID, receivedAt: ctx.now))
+    }
+
+    /// Plugin verdicts (beforeAck) and the commit of a message that must outlive a
+    /// crash: retained, wanted by a stored session, or a QoS 2 id of a stored session.
+    private func decide(_ p: PublishPacket, _ message: Message, _ session: Session) {
         let ackers = p.qos == .atMostOnce ? [] : ctx.broker.plugins(providing: .beforeAck)
-        // A QoS 1/2 message that must outlive a crash: retained, wanted by a stored
-        // session, or a QoS 2 id of a stored session (exactly once across restarts).
-        let store = ctx.store
-        let durable = store != nil && p.qos != .atMostOnce
+        let durable = ctx.store != nil && p.qos != .atMostOnce
             && (p.retain || ctx.broker.persistentSubscriptions.load(ordering: .relaxed) > 0
                 || (p.qos == .exactlyOnce && session.durable != nil))
-        if durable && store!.isFull.load(ordering: .relaxed) {
-            refuseForStorage(p)
+        if durable && ctx.store!.isFull.load(ordering: .relaxed) {
+            Log.warning("publish.storage_full", ["client": clientID, "topic": p.topic])
+            finish(p, message: nil, .notStored)
             return
         }
         if ackers.isEmpty && (!durable || !ctx.waitsForCommit) {
             if durable { log(message, p, session, completion: nil) }
-            ctx.publish(message)
-            acknowledge(p, .success)
+            finish(p, message: message, .route)
             return
         }
-        // A plugin acts first (e.g. stores the message); route and ack when it is
-        // done, strictly in the order the PUBLISHes arrived, whatever order the
-        // plugins answer in ([MQTT-4.6.0-2]: acks in the order of the PUBLISHes).
-        more.pendingAcks += 1
-        let entry = PendingAck(packet: PublishPacket(topic: topic, qos: p.qos, packetID: p.packetID), message: message)
-        more.ackQueue.append(entry)
-        runBeforeAck(message, info: info, plugins: ackers[...]) { [self] verdict in
-            if verdict.isFailure || !durable {
-                entry.verdict = verdict
-                releaseAcks()
-            } else if !ctx.waitsForCommit {
-                log(message, p, session, completion: nil)
-                entry.verdict = .success
-                releaseAcks()
+        let entry = wait(p, message: message, outcome: nil)
+        runBeforeAck(message, info: clientInfo, plugins: ackers[...]) { [self] verdict in
+            if verdict.isFailure {
+                entry.outcome = .refuse(verdict, "refused by a plugin")
+                releaseFinished()
+            } else if !durable || !ctx.waitsForCommit {
+                if durable { log(message, p, session, completion: nil) }
+                entry.outcome = .route
+                releaseFinished()
             } else {
                 log(message, p, session) { [self] ok in
-                    entry.verdict = ok ? .success : .quotaExceeded
-                    releaseAcks()
+                    entry.outcome = ok ? .route : .notStored
+                    releaseFinished()
                 }
+            }
+        }
+    }
+
+    private func runBeforeAck(_ message: Message, info: ClientInfo, plugins: ArraySlice<BrokerPlugin>,
+                              _ done: @escaping (ReasonCode) -> Void)
+    {
+        guard let plugin = plugins.first else {
+            done(.success)
+            return
+        }
+        let loop = self.loop
+        plugin.beforeAck(message, from: info) { [self] verdict in
+            loop.execute { [self] in
+                if verdict.isFailure { done(verdict) } else { runBeforeAck(message, info: info, plugins: plugins.dropFirst(), done) }
             }
         }
     }
@@ -141,46 +194,58 @@ extension ClientConnection {
                      completion: completion)
     }
 
-    /// The store cannot take more: v5 publishers hear 0x97; 3.x ones get no ack
-    /// (an ack would be a promise the broker cannot keep) and will send it again.
-    private func refuseForStorage(_ p: PublishPacket) {
-        Log.warning("publish.storage_full", ["client": clientID, "topic": p.topic])
-        ctx.stats.publishDropped += 1
-        if version == .v5 {
-            refusePublish(p, .quotaExceeded, "the broker's storage is full")
-        }
-    }
+    // MARK: Outcomes, in arrival order
 
-    /// Routes and acknowledges the finished PUBLISHes at the head of the queue.
-    private func releaseAcks() {
-        guard let extras else { return }
-        while let head = extras.ackQueue.first, let verdict = head.verdict {
-            extras.ackQueue.removeFirst()
-            extras.pendingAcks -= 1
-            if session == nil || session!.ended { continue }
-            if verdict == .quotaExceeded && version != .v5 {
-                // Not stored: no ack for a 3.x client, which will send it again.
-                Log.warning("publish.not_stored", ["client": clientID, "topic": head.packet.topic])
-            } else if verdict.isFailure {
-                acknowledge(head.packet, verdict)
-            } else {
-                ctx.publish(head.message)
-                acknowledge(head.packet, .success)
-            }
-        }
-    }
-
-    private func runBeforeAck(_ message: Message, info: ClientInfo, plugins: ArraySlice<BrokerPlugin>,
-                              _ done: @escaping (ReasonCode) -> Void)
-    {
-        guard let plugin = plugins.first else {
-            done(.success)
+    /// Applies an outcome now, or after the PUBLISHes still waiting before it.
+    private func finish(_ p: PublishPacket, message: Message?, _ outcome: PublishOutcome) {
+        if let extras, !extras.waiting.isEmpty {
+            _ = wait(p, message: message, outcome: outcome)
             return
         }
-        let loop = self.loop
-        plugin.beforeAck(message, from: info) { [self] verdict in
-            loop.execute { [self] in
-                if verdict.isFailure { done(verdict) } else { runBeforeAck(message, info: info, plugins: plugins.dropFirst(), done) }
+        apply(outcome, p, message)
+    }
+
+    /// Queues a PUBLISH behind those still waiting (its outcome may already be known).
+    private func wait(_ p: PublishPacket, message: Message?, outcome: PublishOutcome?) -> PendingPublish {
+        let entry = PendingPublish(packet: PublishPacket(topic: p.topic.compacted, qos: p.qos, packetID: p.packetID),
+                                   message: message, outcome: outcome)
+        if p.qos != .atMostOnce { more.pendingAcks += 1 }
+        more.waiting.append(entry)
+        return entry
+    }
+
+    /// Applies the outcomes at the head of the queue that are known.
+    private func releaseFinished() {
+        guard let extras else { return }
+        while let head = extras.waiting.first, let outcome = head.outcome {
+            extras.waiting.removeFirst()
+            if head.packet.qos != .atMostOnce { extras.pendingAcks -= 1 }
+            if session == nil || session!.ended { continue }
+            apply(outcome, head.packet, head.message)
+        }
+    }
+
+    private func apply(_ outcome: PublishOutcome, _ p: PublishPacket, _ message: Message?) {
+        switch outcome {
+        case .route:
+            guard let message else { return }
+            if version == .v5 && p.qos != .atMostOnce && !ctx.hasSubscribers(message.topic) {
+                acknowledge(p, .noMatchingSubscribers)
+            } else {
+                acknowledge(p, .success)
+            }
+            ctx.publish(message)
+        case .acceptWithoutRouting:
+            acknowledge(p, .success)
+        case .refuse(let reason, let text):
+            refusePublish(p, reason, text)
+        case .notStored:
+            if version == .v5 {
+                refusePublish(p, .quotaExceeded, "the broker's storage is full")
+            } else {
+                // An ack would be a promise the broker cannot keep: the client sends it again.
+                ctx.stats.publishDropped += 1
+                Log.warning("publish.not_stored", ["client": clientID, "topic": p.topic])
             }
         }
     }
@@ -200,7 +265,7 @@ extension ClientConnection {
 
     /// A PUBLISH the broker will not route: v5 clients learn why in the ack; 3.x
     /// clients get an ordinary ack (they have no way to hear a refusal).
-    func refusePublish(_ p: PublishPacket, _ reason: ReasonCode, _ text: String) {
+    private func refusePublish(_ p: PublishPacket, _ reason: ReasonCode, _ text: String) {
         Log.debug("publish.refused", ["client": clientID, "topic": p.topic, "reason": reason])
         ctx.stats.publishDropped += 1
         if version == .v5 {

@@ -50,16 +50,8 @@ extension ClientConnection {
                                                          options: packed, identifier: identifier)))
             }
             session.subscriptions[options.topicFilter] = entry
-            if let group = parsed.shareGroup {
-                ctx.broker.shared.add(
-                    group: group, filter: parsed.filter,
-                    member: SharedSubscriptions.Member(clientID: clientID, loop: ctx.index, options: options,
-                                                       identifier: identifier))
-            } else {
-                if !ctx.topics.insert(filter: options.topicFilter, entry: entry) {
-                    ctx.subscriptionCount.add(1, ordering: .relaxed)
-                    if session.durable != nil { ctx.broker.persistentSubscriptions.add(1, ordering: .relaxed) }
-                }
+            ctx.addSubscription(entry, parsed: parsed)
+            if parsed.shareGroup == nil {
                 // Retain handling: 0 always, 1 only for a new subscription, 2 never.
                 if sub.retainHandling == 0 || (sub.retainHandling == 1 && !existed) {
                     for m in ctx.broker.retained.matching(parsed, now: ctx.now) {

@@ -118,14 +118,7 @@ extension Broker {
             let entry = SubscriptionEntry(session: session, options: options, identifier: sub.identifier)
             session.subscriptions[raw] = entry
             guard let parsed = try? TopicRules.parseFilter(raw.bytes, version: .v5) else { continue }
-            if let group = parsed.shareGroup {
-                shared.add(group: group, filter: parsed.filter,
-                           member: SharedSubscriptions.Member(clientID: session.clientID, loop: ctx.index, options: options,
-                                                              identifier: sub.identifier))
-            } else if !ctx.topics.insert(filter: raw, entry: entry) {
-                ctx.subscriptionCount.add(1, ordering: .relaxed)
-                persistentSubscriptions.add(1, ordering: .relaxed)
-            }
+            ctx.addSubscription(entry, parsed: parsed)
         }
         for d in snapshot.deliveries {
             guard let session = sessions[d.clientID], let body = snapshot.messages[d.messageID] else { continue }

@@ -63,6 +63,13 @@ final class SharedSubscriptions: @unchecked Sendable {
         }
     }
 
+    /// True when some group with members matches `topic`.
+    func matchesAny(topic: ByteString) -> Bool {
+        groups.withLock { all in
+            all.values.contains { !$0.members.isEmpty && TopicRules.matches(name: topic.bytes, filter: $0.filter.bytes) }
+        }
+    }
+
     /// One member of every group whose filter matches `topic`.
     func pick(topic: ByteString, origin: String?) -> [Member] {
         groups.withLock { all in

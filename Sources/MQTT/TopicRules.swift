@@ -32,7 +32,7 @@ public enum TopicRules {
         -> TopicFilter
     {
         if filter.isEmpty {
-            throw CodecError(.topicFilterInvalid, "topic filter is empty", rule: "MQTT-4.7.3-1")
+            throw CodecError(.malformedPacket, "topic filter is empty", rule: "MQTT-4.7.3-1")
         }
         switch UTF8Validation.check(filter) {
         case .valid: break
@@ -50,21 +50,21 @@ public enum TopicRules {
             let afterPrefix = filter.index(filter.startIndex, offsetBy: 7)
             guard let slash = filter[afterPrefix...].firstIndex(of: 0x2F) else {
                 throw CodecError(
-                    .topicFilterInvalid, "shared subscription has no '/' and topic filter after its share name",
+                    .malformedPacket, "shared subscription has no '/' and topic filter after its share name",
                     rule: "MQTT-4.8.2-2")
             }
             let name = filter[afterPrefix..<slash]
             if name.isEmpty {
-                throw CodecError(.topicFilterInvalid, "share name is empty", rule: "MQTT-4.8.2-1")
+                throw CodecError(.malformedPacket, "share name is empty", rule: "MQTT-4.8.2-1")
             }
             if name.contains(0x2B) || name.contains(0x23) {
                 throw CodecError(
-                    .topicFilterInvalid, "share name must not contain / + or #", rule: "MQTT-4.8.2-2")
+                    .malformedPacket, "share name must not contain / + or #", rule: "MQTT-4.8.2-2")
             }
             rest = filter[(slash + 1)...]
             if rest.isEmpty {
                 throw CodecError(
-                    .topicFilterInvalid, "shared subscription has no topic filter after its share name",
+                    .malformedPacket, "shared subscription has no topic filter after its share name",
                     rule: "MQTT-4.8.2-2")
             }
             group = name
@@ -84,7 +84,7 @@ public enum TopicRules {
                 let startsLevel = i == filter.startIndex || filter[i - 1] == 0x2F
                 if !startsLevel || i + 1 != end {
                     throw CodecError(
-                        .topicFilterInvalid, "'#' must be the whole last level of a topic filter",
+                        .malformedPacket, "'#' must be the whole last level of a topic filter",
                         rule: version == .v5 ? "MQTT-4.7.1-1" : "MQTT-4.7.1-2")
                 }
                 any = true
@@ -93,7 +93,7 @@ public enum TopicRules {
                 let endsLevel = i + 1 == end || filter[i + 1] == 0x2F
                 if !startsLevel || !endsLevel {
                     throw CodecError(
-                        .topicFilterInvalid, "'+' must be a whole level of a topic filter",
+                        .malformedPacket, "'+' must be a whole level of a topic filter",
                         rule: version == .v5 ? "MQTT-4.7.1-2" : "MQTT-4.7.1-3")
                 }
                 any = true

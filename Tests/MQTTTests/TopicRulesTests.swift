@@ -149,7 +149,7 @@ struct TopicRulesTests {
                 _ = try TopicRules.parseFilter(Array(filter.utf8)[...], version: .v5)
                 Issue.record("\(filter) accepted")
             } catch {
-                #expect(error.reason == .topicFilterInvalid, "\(filter)")
+                #expect(error.reason == .malformedPacket, "\(filter)")
                 #expect(error.rule == r, "\(filter)")
             }
         }
