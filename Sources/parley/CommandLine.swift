@@ -37,6 +37,9 @@ func runCommandLine(_ arguments: [String]) -> Int32 {
         print(usage, terminator: "")
         return 0
     case "serve":
+        // First thing, before any thread exists: a SIGTERM from now on waits for
+        // the signal thread instead of killing the process.
+        SignalHandling.blockSignals()
         return runServe(rest)
     case "check-config":
         return runCheckConfig(rest)

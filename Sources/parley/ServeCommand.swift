@@ -162,40 +162,65 @@ func runServe(_ args: [String]) -> Int32 {
 }
 
 /// SIGTERM and SIGINT ask for a drain and exit 0; SIGHUP reloads the log level
-/// and the access rules from the configuration file.
-final class SignalHandling {
+/// and the access rules from the configuration file. The signals are blocked in
+/// every thread from the start of `serve` and taken by one thread with `sigwait`,
+/// so one that arrives at any moment (even while the store loads, before this
+/// object exists) stays pending and is handled, never lost and never fatal.
+final class SignalHandling: @unchecked Sendable {
+    private static let handled = [SIGTERM, SIGINT, SIGHUP]
     private let stop = DispatchSemaphore(value: 0)
-    private var sources: [DispatchSourceSignal] = []
-    private let queue = DispatchQueue(label: "parley.signals")
+    private let options: ServeOptions
+    private let acl: StaticACLPlugin
+    private let broker: Broker
+
+    static func blockSignals() {
+        var set = signalSet()
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+    }
+
+    private static func signalSet() -> sigset_t {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in handled { sigaddset(&set, s) }
+        return set
+    }
 
     init(options: ServeOptions, acl: StaticACLPlugin, broker: Broker) {
-        for s in [SIGTERM, SIGINT, SIGHUP] { signal(s, SIG_IGN) }
-        for s in [SIGTERM, SIGINT] {
-            let source = DispatchSource.makeSignalSource(signal: s, queue: queue)
-            source.setEventHandler { [stop] in
-                Log.info("broker.stopping", ["signal": s == SIGTERM ? "TERM" : "INT"])
+        self.options = options
+        self.acl = acl
+        self.broker = broker
+        let thread = Thread { [self] in waitForSignals() }
+        thread.name = "parley-signals"
+        thread.start()
+    }
+
+    private func waitForSignals() {
+        var set = Self.signalSet()
+        while true {
+            var received: Int32 = 0
+            guard sigwait(&set, &received) == 0 else { continue }
+            if received == SIGHUP {
+                reload()
+            } else {
+                Log.info("broker.stopping", ["signal": received == SIGTERM ? "TERM" : "INT"])
                 stop.signal()
             }
-            source.resume()
-            sources.append(source)
         }
-        let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: queue)
-        hup.setEventHandler {
-            do {
-                let config = try options.load()
-                Log.level = config.logLevel
-                acl.replace(rules: config.aclRules, defaultAllow: config.aclDefaultAllow)
-                // New certificates apply to new connections; open ones keep theirs.
-                if let holder = broker.tlsContext, let settings = config.broker.tls {
-                    holder.replace(try TLSContext(settings))
-                }
-                Log.info("config.reloaded", ["config": config.source, "acl_rules": config.aclRules.count])
-            } catch {
-                Log.error("config.reload_failed", ["error": error])
+    }
+
+    private func reload() {
+        do {
+            let config = try options.load()
+            Log.level = config.logLevel
+            acl.replace(rules: config.aclRules, defaultAllow: config.aclDefaultAllow)
+            // New certificates apply to new connections; open ones keep theirs.
+            if let holder = broker.tlsContext, let settings = config.broker.tls {
+                holder.replace(try TLSContext(settings))
             }
+            Log.info("config.reloaded", ["config": config.source, "acl_rules": config.aclRules.count])
+        } catch {
+            Log.error("config.reload_failed", ["error": error])
         }
-        hup.resume()
-        sources.append(hup)
     }
 
     func waitForStop() { stop.wait() }

@@ -16,7 +16,6 @@ final class BrokerProcess: @unchecked Sendable {
     let directory: URL
     private let log: LogCollector
     private var stopped = false
-    private var startedAt = Date()
     private var termSent = false
 
     /// Sends SIGTERM now (by PID); `stop()` then waits for the exit and checks its status.
@@ -73,7 +72,6 @@ final class BrokerProcess: @unchecked Sendable {
             throw BrokerError("no port in listen line: \(line)")
         }
         self.port = port
-        startedAt = Date()
     }
 
     var pid: Int32 { process.processIdentifier }
@@ -81,15 +79,9 @@ final class BrokerProcess: @unchecked Sendable {
     var isRunning: Bool { process.isRunning }
 
     /// SIGTERM by PID, wait up to `timeout`, then SIGKILL. Returns the exit status.
+    /// (`immediate` is kept for callers that say so; SIGTERM is safe at any moment.)
     @discardableResult
-    /// Unless `immediate`, SIGTERM is sent no sooner than 0.5 s after the listen line, so
-    /// that a test only fails for its own reasons: a SIGTERM in the first moments after
-    /// start is lost or fatal (see LifecycleTests and notes/integration-failures.md #3).
     func stop(timeout: Double = 5, immediate: Bool = false) -> Int32 {
-        if !immediate && !stopped {
-            let wait = 0.5 - Date().timeIntervalSince(startedAt)
-            if wait > 0 { Thread.sleep(forTimeInterval: wait) }
-        }
         if stopped { return process.isRunning ? -1 : process.terminationStatus }
         stopped = true
         if termSent {
