@@ -12,6 +12,9 @@ let package = Package(
         .library(name: "MQTT", targets: ["MQTT"]),
         // For the fuzz package (config file parser) and embedding.
         .library(name: "Broker", targets: ["Broker"]),
+        // The fuzz harnesses: the Fuzz package wraps each in a libFuzzer entry point,
+        // and `swift test` replays the committed corpora through them.
+        .library(name: "FuzzHarnesses", targets: ["FuzzHarnesses"]),
     ],
     targets: [
         // System shims: Linux syscalls that Glibc does not expose, OpenSSL, SQLite.
@@ -41,7 +44,10 @@ let package = Package(
 
         .executableTarget(name: "parley", dependencies: ["MQTT", "Reactor", "Broker"], swiftSettings: swift5),
 
+        .target(name: "FuzzHarnesses", dependencies: ["MQTT", "Broker"], path: "Fuzz/Harnesses", swiftSettings: swift5),
+
         .testTarget(name: "MQTTTests", dependencies: ["MQTT"]),
+        .testTarget(name: "FuzzCorpusTests", dependencies: ["FuzzHarnesses"]),
         .testTarget(name: "SystemTests", dependencies: ["CLinux", "COpenSSL", "CSQLite"]),
         .testTarget(name: "IntegrationTests", dependencies: ["MQTT", "Broker", "Reactor", "Store", "CLinux", "parley"]),
     ]

@@ -13,19 +13,19 @@ let package = Package(
     targets: [
         // (a) FrameDecoder over a chunked byte stream, every frame through Packet.decode.
         .executableTarget(
-            name: "fuzz-frame", dependencies: [.product(name: "MQTT", package: "parley")],
+            name: "fuzz-frame", dependencies: [.product(name: "FuzzHarnesses", package: "parley")],
             path: "Sources/FuzzFrame"),
         // (b) decode -> encode -> decode must give an equal packet and stable bytes.
         .executableTarget(
-            name: "fuzz-roundtrip", dependencies: [.product(name: "MQTT", package: "parley")],
+            name: "fuzz-roundtrip", dependencies: [.product(name: "FuzzHarnesses", package: "parley")],
             path: "Sources/FuzzRoundTrip"),
         // (d) the configuration file: any text must give a config or a ConfigError.
         .executableTarget(
-            name: "fuzz-config", dependencies: [.product(name: "Broker", package: "parley")],
+            name: "fuzz-config", dependencies: [.product(name: "FuzzHarnesses", package: "parley")],
             path: "Sources/FuzzConfig"),
         // (c) topic names, topic filters, matching and UTF-8 validation.
         .executableTarget(
-            name: "fuzz-topic", dependencies: [.product(name: "MQTT", package: "parley")],
+            name: "fuzz-topic", dependencies: [.product(name: "FuzzHarnesses", package: "parley")],
             path: "Sources/FuzzTopic"),
     ]
 )
