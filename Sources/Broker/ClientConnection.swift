@@ -334,6 +334,8 @@ final class ConnectionExtras {
     /// arrival order; `pendingAcks` counts the QoS 1/2 ones among them.
     var pendingAcks = 0
     var waiting: [PendingPublish] = []
+    /// Frame processing stopped because `waiting` grew long.
+    var pausedForOrder = false
 }
 
 /// Encodings of one message shared by the subscribers that get identical bytes

@@ -81,7 +81,8 @@ extension ClientConnection {
             disconnect(reason: .topicNameInvalid, "topic is longer or deeper than this server allows")
             return false
         }
-        if p.qos != .atMostOnce && !session.incomingQoS2.contains(p.packetID)
+        // Receive Maximum is a 5.0 promise; a 3.x client is slowed down instead (see `wait`).
+        if version == .v5 && p.qos != .atMostOnce && !session.incomingQoS2.contains(p.packetID)
             && session.incomingQoS2.count + (extras?.pendingAcks ?? 0) >= config.maxInflight
         {
             disconnect(reason: .receiveMaximumExceeded, "more unacknowledged QoS 1/2 messages than the receive maximum")
@@ -209,8 +210,15 @@ extension ClientConnection {
     private func wait(_ p: PublishPacket, message: Message?, outcome: PublishOutcome?) -> PendingPublish {
         let entry = PendingPublish(packet: PublishPacket(topic: p.topic.compacted, qos: p.qos, packetID: p.packetID),
                                    message: message, outcome: outcome)
-        if p.qos != .atMostOnce { more.pendingAcks += 1 }
-        more.waiting.append(entry)
+        let extras = more
+        if p.qos != .atMostOnce { extras.pendingAcks += 1 }
+        extras.waiting.append(entry)
+        // A client whose PUBLISHes pile up behind a slow commit or plugin is read no
+        // further until they drain (3.x has no Receive Maximum to hold it back).
+        if extras.waiting.count >= ctx.config.maxInflight && !paused {
+            paused = true
+            extras.pausedForOrder = true
+        }
         return entry
     }
 
@@ -222,6 +230,11 @@ extension ClientConnection {
             if head.packet.qos != .atMostOnce { extras.pendingAcks -= 1 }
             if session == nil || session!.ended { continue }
             apply(outcome, head.packet, head.message)
+        }
+        if extras.pausedForOrder && extras.waiting.count < ctx.config.maxInflight / 2 + 1 {
+            extras.pausedForOrder = false
+            paused = false
+            processFrames()
         }
     }
 

@@ -4,8 +4,9 @@
 Runs a broker (Parley or Mosquitto) on a free loopback port with a fresh data
 directory, puts QoS 1 / QoS 2 load on it, kills it with SIGKILL at a random
 moment, restarts it on the same port and data directory, and does that
-`--rounds` times. Then it restarts it once more, connects every subscriber,
-drains until quiet and checks that every acknowledged PUBLISH reached every
+`--rounds` times. Then it restarts it once more, connects every subscriber (the
+v5 ones with Clean Start 0 and no Session Expiry, so the stored session must be
+resumed with expiry 0 and still deliver its whole queue), drains until quiet and checks that every acknowledged PUBLISH reached every
 subscriber (all subscribe before the first PUBLISH): QoS 2 exactly once,
 QoS 1 at least once, and per publisher in order (order of first arrival).
 
@@ -449,6 +450,16 @@ class Subscriber(Endpoint):
         self.opened_at = time.monotonic()
         self.connects += 1
 
+    def resume_without_expiry(self):
+        """v5: reconnects with Clean Start 0 and no Session Expiry (0 from now on). The
+        broker must resume the stored session and deliver its whole queue; the new
+        expiry applies only when this connection ends [MQTT-3.1.2-4, MQTT-3.1.2-5]."""
+        if self.is_open:
+            self.close()
+            self.is_open = False
+        self.client._connect_properties = None  # paho reuses connect_async's properties on reconnect()
+        self.connect()
+
     def backlog(self):
         """Estimated messages queued for us: acknowledged or in flight above what we saw
         per publisher (a correct broker delivers in order, so nothing below is pending)."""
@@ -471,8 +482,10 @@ class Subscriber(Endpoint):
 class Run:
     def __init__(self, broker="parley", binary=None, rounds=20, seconds=(2.0, 5.0), seed=None,
                  publishers=4, subscribers=4, window=8, payload_pad=24, drain_quiet=3.0,
-                 drain_max=120.0, keep=False, verbose=True, broker_args=(), snapshots=False):
+                 drain_max=120.0, keep=False, verbose=True, broker_args=(), snapshots=False,
+                 final_expiry_zero=True):
         self.snapshots = snapshots
+        self.final_expiry_zero = final_expiry_zero
         self.kind = broker
         if binary is None:
             binary = os.path.join(REPO, ".build", "release", "parley") if broker == "parley" \
@@ -627,8 +640,12 @@ class Run:
         for p in self.publishers:
             p.thread.join(5)
         # Drain: everyone connects; wait until each has every acknowledged message or is quiet.
+        # v5 subscribers come back with no session expiry: a resume with expiry 0 must
+        # still get everything queued.
         for s in self.subscribers:
-            if not s.is_open:
+            if s.version == 5 and self.final_expiry_zero:
+                s.resume_without_expiry()
+            elif not s.is_open:
                 s.connect()
         self.gate.set()
         t0 = time.monotonic()
@@ -800,6 +817,8 @@ def main(argv=None):
     ap.add_argument("--keep", action="store_true", help="keep the work directory even on success")
     ap.add_argument("--snapshots", action="store_true",
                     help="copy the data directory before every restart (work dir snap-N/), for diagnosis")
+    ap.add_argument("--keep-expiry-at-drain", action="store_true",
+                    help="v5 subscribers drain with their session expiry (default: they resume with none, i.e. 0)")
     ap.add_argument("--broker-arg", action="append", default=[],
                     help="extra broker argument (repeatable), e.g. --broker-arg=--config --broker-arg=FILE")
     a = ap.parse_args(argv)
@@ -808,7 +827,7 @@ def main(argv=None):
     try:
         res = run(broker=a.broker, binary=a.binary, rounds=a.rounds, seconds=seconds, seed=a.seed,
                   publishers=a.publishers, subscribers=a.subscribers, window=a.window, keep=a.keep,
-                  broker_args=a.broker_arg, snapshots=a.snapshots)
+                  broker_args=a.broker_arg, snapshots=a.snapshots, final_expiry_zero=not a.keep_expiry_at_drain)
     except HarnessError as e:
         log(f"HARNESS ERROR: {e}")
         return 2
