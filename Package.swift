@@ -42,12 +42,20 @@ let package = Package(
 
         .target(name: "Broker", dependencies: ["MQTT", "Reactor", "Store"], swiftSettings: swift5),
 
-        .executableTarget(name: "parley", dependencies: ["MQTT", "Reactor", "Broker"], swiftSettings: swift5),
+        // JSON reader and writer (RFC 8259): strict, bounded, for request bodies and envelopes.
+        .target(name: "JSON"),
 
-        .target(name: "FuzzHarnesses", dependencies: ["MQTT", "Broker"], path: "Fuzz/Harnesses", swiftSettings: swift5),
+        // The chat plugin: users, tokens, rooms, membership, history, receipts, presence.
+        .target(name: "Chat", dependencies: ["MQTT", "Broker", "JSON", "COpenSSL"], swiftSettings: swift5),
+
+        .executableTarget(name: "parley", dependencies: ["MQTT", "Reactor", "Broker", "Chat"], swiftSettings: swift5),
+
+        .target(name: "FuzzHarnesses", dependencies: ["MQTT", "Broker", "JSON", "Chat"], path: "Fuzz/Harnesses", swiftSettings: swift5),
 
         .testTarget(name: "MQTTTests", dependencies: ["MQTT"]),
         .testTarget(name: "FuzzCorpusTests", dependencies: ["FuzzHarnesses"]),
+        .testTarget(name: "JSONTests", dependencies: ["JSON"]),
+        .testTarget(name: "ChatTests", dependencies: ["Chat", "Broker", "MQTT", "JSON"]),
         .testTarget(name: "SystemTests", dependencies: ["CLinux", "COpenSSL", "CSQLite"]),
         .testTarget(name: "IntegrationTests", dependencies: ["MQTT", "Broker", "Reactor", "Store", "CLinux", "parley"]),
     ]
