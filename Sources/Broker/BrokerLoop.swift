@@ -207,12 +207,19 @@ final class BrokerLoop {
     private func enqueue(_ delivery: QueuedDelivery, for session: Session) {
         let cost = delivery.message.byteCost
         func full() -> Bool {
-            session.queuedCount >= config.maxQueuedMessages || session.queuedBytes + cost > config.maxQueuedBytes
+            (config.maxQueuedMessages > 0 && session.queuedCount >= config.maxQueuedMessages)
+                || session.queuedBytes + cost > config.maxQueuedBytes
                 || broker.queuedBytes.load(ordering: .relaxed) + cost > config.queueMemoryBudget
         }
         if full() {
-            // Policy: QoS 0 goes first; the new message is dropped when nothing can give way.
-            if delivery.qos == .atMostOnce || !session.dropOldestQoS0(counting: broker) || full() {
+            // Policy: queued QoS 0 messages give way to a QoS 1/2 one, oldest first;
+            // the new message is dropped when nothing (more) can give way.
+            if delivery.qos == .atMostOnce {
+                stats.publishDropped += 1
+                return
+            }
+            while full() && session.dropOldestQoS0(counting: broker) { stats.publishDropped += 1 }
+            if full() {
                 stats.publishDropped += 1
                 return
             }
@@ -275,7 +282,8 @@ final class BrokerLoop {
             return broker.shared.add(
                 group: group, filter: parsed.filter,
                 member: SharedSubscriptions.Member(clientID: session.clientID, loop: index, options: entry.options,
-                                                   identifier: entry.identifier))
+                                                   identifier: entry.identifier,
+                                                   online: session.isConnected || session.internalClient != nil))
         }
         if topics.insert(filter: entry.options.topicFilter, entry: entry) { return true }
         subscriptionCount.add(1, ordering: .relaxed)

@@ -255,6 +255,7 @@ extension ClientConnection {
         sendPacket(.connack(connack))
         Log.debug("client.connect", ["client": clientID, "version": version, "clean": clean,
                                      "session_present": sessionPresent])
+        ctx.broker.shared.setOnline(clientID: session.clientID, true)
         for plugin in ctx.broker.plugins(providing: .sessionEvents) { plugin.sessionOnline(clientInfo) }
 
         // Resend what was in flight, in order, then what waited in the queue.
@@ -280,6 +281,7 @@ extension ClientConnection {
         if session.durable != nil, session.expiryInterval > 0, let store = ctx.store {
             store.submit([.sessionDisconnected(clientID: session.clientID, expiresAt: ctx.broker.expiryWall(session))])
         }
+        ctx.broker.shared.setOnline(clientID: session.clientID, false)
         for plugin in ctx.broker.plugins(providing: .sessionEvents) { plugin.sessionOffline(clientInfo) }
         if takenOver { return }
         if session.will != nil {

@@ -10,6 +10,10 @@ final class SharedSubscriptions: @unchecked Sendable {
         let loop: Int
         var options: Subscription
         var identifier: UInt32?
+        /// Whether the member's session has a connection: messages go to online
+        /// members first, so an offline member's turn is not queued (or lost) while
+        /// another could take it [MQTT 5 section 4.8.2].
+        var online = true
     }
 
     struct Group {
@@ -70,16 +74,33 @@ final class SharedSubscriptions: @unchecked Sendable {
         }
     }
 
-    /// One member of every group whose filter matches `topic`.
+    /// Marks a client's memberships online or offline (its session got or lost its connection).
+    func setOnline(clientID: String, _ online: Bool) {
+        if isEmpty { return }
+        groups.withLock { all in
+            for (k, g) in all {
+                guard let i = g.members.firstIndex(where: { $0.clientID == clientID }) else { continue }
+                all[k]!.members[i].online = online
+            }
+        }
+    }
+
+    /// One member of every group whose filter matches `topic`: the next online one
+    /// in turn, or the next one in turn when none is online.
     func pick(topic: ByteString, origin: String?) -> [Member] {
         groups.withLock { all in
             var chosen: [Member] = []
             for (k, var g) in all where TopicRules.matches(name: topic.bytes, filter: g.filter.bytes) {
-                guard !g.members.isEmpty else { continue }
-                let member = g.members[g.next % g.members.count]
-                g.next = (g.next + 1) % g.members.count
+                let n = g.members.count
+                guard n > 0 else { continue }
+                var pick = g.next % n
+                for step in 0..<n where g.members[(g.next + step) % n].online {
+                    pick = (g.next + step) % n
+                    break
+                }
+                g.next = (pick + 1) % n
                 all[k] = g
-                chosen.append(member)
+                chosen.append(g.members[pick])
             }
             return chosen
         }

@@ -42,10 +42,25 @@ public struct ACLRule: Sendable, Equatable {
         return client.username == user
     }
 
-    func expandedFilter(for client: ClientInfo) -> ByteString {
+    /// The filter with `%u` and `%c` replaced, or nil when the rule cannot apply:
+    /// a user name or client id holding `/`, `+` or `#` would otherwise widen the
+    /// filter into other clients' topics (an id of `#` matching everything).
+    func expandedFilter(for client: ClientInfo) -> ByteString? {
         if !filter.contains("%") { return ByteString(filter) }
-        return ByteString(filter.replacingOccurrences(of: "%u", with: client.username ?? "")
-            .replacingOccurrences(of: "%c", with: client.clientID))
+        var text = filter
+        if text.contains("%u") {
+            guard let user = client.username, Self.isPlainLevel(user) else { return nil }
+            text = text.replacingOccurrences(of: "%u", with: user)
+        }
+        if text.contains("%c") {
+            guard Self.isPlainLevel(client.clientID) else { return nil }
+            text = text.replacingOccurrences(of: "%c", with: client.clientID)
+        }
+        return ByteString(text)
+    }
+
+    static func isPlainLevel(_ value: String) -> Bool {
+        !value.isEmpty && !value.utf8.contains { $0 == 0x2F || $0 == 0x2B || $0 == 0x23 }
     }
 }
 
@@ -77,7 +92,7 @@ public final class StaticACLPlugin: BrokerPlugin, @unchecked Sendable {
         if allowsEverything.load(ordering: .acquiring) { return .success }
         let (rules, defaultAllow) = state.withLock { $0 }
         for rule in rules where rule.access != .subscribe && rule.applies(to: client) {
-            if TopicRules.matches(name: topic.bytes, filter: rule.expandedFilter(for: client).bytes) {
+            if let ruleFilter = rule.expandedFilter(for: client), TopicRules.matches(name: topic.bytes, filter: ruleFilter.bytes) {
                 return rule.allow ? .success : .notAuthorized
             }
         }
@@ -88,7 +103,7 @@ public final class StaticACLPlugin: BrokerPlugin, @unchecked Sendable {
         if allowsEverything.load(ordering: .acquiring) { return ReasonCode(requested.rawValue) }
         let (rules, defaultAllow) = state.withLock { $0 }
         for rule in rules where rule.access != .publish && rule.applies(to: client) {
-            if Self.covers(rule.expandedFilter(for: client).bytes, filter.filter.bytes) {
+            if let ruleFilter = rule.expandedFilter(for: client), Self.covers(ruleFilter.bytes, filter.filter.bytes) {
                 return rule.allow ? ReasonCode(requested.rawValue) : .notAuthorized
             }
         }
