@@ -17,8 +17,13 @@ public final class Broker: BrokerServices, @unchecked Sendable {
     let shared = SharedSubscriptions()
     let census = FilterCensus()
     let connectionCount = Atomic<Int>(0)
-    /// The database, unless durability is none.
+    /// The database for the broker's own state, unless durability is none.
     public private(set) var store: Store?
+    /// The database file, open also with durability none when a plugin keeps tables
+    /// in it (then only the plugins' writes go to it).
+    public private(set) var database: Store?
+    /// Blocking plugin work (password hashing), bounded.
+    let workers: BlockingPool
     /// Message ids handed out (the store's primary key).
     let nextMessageID = Atomic<Int64>(0)
     /// Subscriptions of stored sessions: when there are none, nothing needs logging.
@@ -37,12 +42,18 @@ public final class Broker: BrokerServices, @unchecked Sendable {
     /// The TLS context of the TLS listeners; SIGHUP may replace it.
     public private(set) var tlsContext: TLSContextHolder?
     private let stopped = Atomic<Bool>(false)
+    private let loopsRunning = Atomic<Bool>(false)
 
     public init(config: BrokerConfig, plugins: [BrokerPlugin] = []) {
         self.config = config
         self.plugins = plugins
-        hookLists = (0..<8).map { bit in plugins.filter { $0.hooks.contains(PluginHooks(rawValue: 1 << bit)) } }
+        hookLists = (0..<PluginHooks.count).map { bit in plugins.filter { $0.hooks.contains(PluginHooks(rawValue: 1 << bit)) } }
+        workers = BlockingPool(threads: max(1, min(4, ProcessInfo.processInfo.activeProcessorCount)),
+                               queueLimit: config.blockingQueueLimit, name: "parley-worker")
     }
+
+    /// Client ids of the broker's internal clients; refused from the network.
+    static let internalClientPrefix = "$internal-"
 
     /// The plugins that provide `hook`, in configuration order.
     @inline(__always)
@@ -68,24 +79,31 @@ public final class Broker: BrokerServices, @unchecked Sendable {
             let loop = try EventLoop(index: i, name: "parley-loop-\(i)")
             loops.append(BrokerLoop(loop: loop, broker: self, loopCount: count))
         }
-        if config.durability != .none {
-            let store = try Store(directory: config.dataDirectory, durability: config.durability,
+        let pluginTables = plugins.contains { $0.hooks.contains(.storage) }
+        if config.durability != .none || pluginTables {
+            let store = try Store(directory: config.dataDirectory,
+                                  durability: config.durability == .none ? .batch(milliseconds: 10) : config.durability,
                                   maxBytes: config.storeMaxBytes > 0 ? config.storeMaxBytes : nil)
+            database = store
+            if config.durability != .none { self.store = store }
+        }
+        // Plugins start with the database still theirs to read directly (their
+        // tables, migrations), before the broker's own state is restored.
+        for plugin in plugins { try plugin.start(self) }
+        if let store {
             let started = Date()
             let snapshot = try store.load(now: Broker.wallMillis(), page: DurableQueue.memoryPage)
-            self.store = store
             restore(from: snapshot)
             Log.info("store.open", ["directory": config.dataDirectory, "durability": "\(config.durability)",
                                     "load_ms": Int(Date().timeIntervalSince(started) * 1000)])
-            store.start()
         }
+        database?.start()
         if !config.mqttsListeners.isEmpty {
             guard let settings = config.tls else {
                 throw TLSError("TLS listeners need a certificate and a key (tls_cert, tls_key or --cert, --key)")
             }
             tlsContext = TLSContextHolder(try TLSContext(settings))
         }
-        for plugin in plugins { try plugin.start(self) }
         for address in config.mqttListeners {
             // One socket, watched by every loop; the kernel wakes one loop per
             // connection. (Not SO_REUSEPORT: that would let a second broker share
@@ -132,6 +150,7 @@ public final class Broker: BrokerServices, @unchecked Sendable {
             }
         }
         recovered = []
+        loopsRunning.store(true, ordering: .releasing)
         for ctx in loops {
             ctx.loop.start()
             ctx.loop.execute { [unowned self] in self.startTimers(ctx) }
@@ -197,7 +216,8 @@ public final class Broker: BrokerServices, @unchecked Sendable {
         for ctx in loops { ctx.loop.stop() }
         for ctx in loops { ctx.loop.join() }
         for plugin in plugins { plugin.stop() }
-        store?.stop()
+        database?.stop()
+        workers.stop()
         Log.info("broker.stopped")
     }
 
@@ -217,10 +237,12 @@ public final class Broker: BrokerServices, @unchecked Sendable {
         let raw = ByteString(filter)
         let parsed = try TopicRules.parseFilter(raw.bytes, version: .v5)
         let token = nextToken.add(1, ordering: .relaxed).newValue
-        let clientID = "$internal-\(token)"
+        let clientID = "\(Broker.internalClientPrefix)\(token)"
         let ctx = homeLoop(for: clientID)
         internalTokens.withLock { $0[token] = (ctx.index, clientID) }
-        ctx.loop.execute {
+        // Made during start (before the loops run), it is in place before the
+        // messages recovered from the store are routed.
+        let add = {
             let session = Session(clientID: clientID, home: ctx)
             session.internalClient = InternalClient(handler: handler)
             session.expiryInterval = UInt32.max
@@ -230,6 +252,7 @@ public final class Broker: BrokerServices, @unchecked Sendable {
             session.subscriptions[raw] = entry
             ctx.addSubscription(entry, parsed: parsed)
         }
+        if loopsRunning.load(ordering: .acquiring) { ctx.loop.execute(add) } else { add() }
         return token
     }
 
@@ -242,7 +265,64 @@ public final class Broker: BrokerServices, @unchecked Sendable {
     }
 
     public func runBlocking(_ work: @escaping @Sendable () -> Void) {
-        DispatchQueue.global().async(execute: work)
+        workers.submitWaiting(work)
+    }
+
+    public func runBounded(_ work: @escaping @Sendable () -> Void) -> Bool {
+        workers.submit(work)
+    }
+
+    public var storage: PluginStorage {
+        guard let database else { fatalError("a plugin without the .storage hook asked for storage") }
+        return PluginTables(database)
+    }
+
+    public var loopCount: Int { loops.count }
+
+    public func onLoop(of key: String, _ work: @escaping @Sendable (LoopContext) -> Void) {
+        let ctx = homeLoop(for: key)
+        ctx.loop.execute { work(LoopContext(ctx)) }
+    }
+
+    public func disconnect(username: String, reason: ReasonCode) {
+        for ctx in loops {
+            ctx.loop.execute {
+                for (_, s) in ctx.sessions where s.username == username {
+                    s.connection?.disconnect(reason: reason, "disconnected by the server")
+                }
+            }
+        }
+    }
+
+    public func revoke(username: String, topicPrefix: String) {
+        let prefix = ByteString(topicPrefix)
+        for ctx in loops {
+            ctx.loop.execute {
+                for (_, s) in ctx.sessions where s.username == username { ctx.revoke(s, below: prefix) }
+            }
+        }
+    }
+
+    public func accessChanged(username: String) {
+        for ctx in loops {
+            ctx.loop.execute {
+                for (_, s) in ctx.sessions where s.username == username { s.recheckDeliveries = true }
+            }
+        }
+    }
+
+    /// Whether a plugin wants each delivery through this subscription checked.
+    func checksDeliveries(of filter: TopicFilter, for client: ClientInfo) -> Bool {
+        plugins(providing: .authorizeDelivery).contains { $0.checksDeliveries(of: filter, for: client) }
+    }
+
+    /// Whether every plugin that checks deliveries lets this session read `topic`.
+    func mayDeliver(_ topic: ByteString, to session: Session) -> Bool {
+        for plugin in plugins(providing: .authorizeDelivery)
+        where !plugin.authorizeDelivery(topic: topic, username: session.username, clientID: session.clientID) {
+            return false
+        }
+        return true
     }
 
     public func disconnect(clientID: String, reason: ReasonCode) {

@@ -22,6 +22,9 @@ public struct BrokerConfig: Sendable {
     public var storeMaxBytes = 0
     /// Event loops (threads); 0 means one per core.
     public var loops = 0
+    /// Blocking plugin jobs (password checks) that may wait for a worker; beyond it
+    /// new ones are refused (CONNACK 0x89 server busy).
+    public var blockingQueueLimit = 256
     /// Largest packet accepted from a client, fixed header included.
     public var maxPacketSize = 1_048_576
     /// QoS 1/2 messages in flight to a client at once (v5: also capped by its receive

@@ -33,6 +33,8 @@ final class BrokerLoop {
     }
     @exclusivity(unchecked) var stats = LoopStats()
     let encodings = PublishEncodings()
+    /// Plugin publishes from this loop, in order (`LoopContext.publish`).
+    var orderedPublishes: [OrderedPublish] = []
 
     private var outbox: [[RemoteWork]]
     private var outboxScheduled = false
@@ -103,6 +105,7 @@ final class BrokerLoop {
         topics.match(message.topic) { entry in
             let s = entry.session
             if entry.options.noLocal, let origin = message.origin, origin == s.clientID { return }
+            if entry.checkDeliveries && !broker.mayDeliver(message.topic, to: s) { return }
             if s.routeStamp == stamp {
                 scratch[Int(s.routeSlot)].qos = max(scratch[Int(s.routeSlot)].qos, entry.options.qos)
                 if entry.options.retainAsPublished { scratch[Int(s.routeSlot)].retainAsPublished = true }
@@ -237,6 +240,11 @@ final class BrokerLoop {
             }
             guard let d = session.dequeue() else { return }
             broker.queuedBytes.subtract(d.message.byteCost, ordering: .relaxed)
+            if session.recheckDeliveries && !broker.mayDeliver(d.message.topic, to: session) {
+                stats.publishDropped += 1
+                if d.seq != 0 { store?.submit([.deliveryDone(clientID: session.clientID, seq: d.seq)]) }
+                continue
+            }
             if d.message.isExpired(now: now) {
                 stats.publishExpired += 1
                 if d.seq != 0 { store?.submit([.deliveryDone(clientID: session.clientID, seq: d.seq)]) }

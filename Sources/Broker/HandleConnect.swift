@@ -36,6 +36,11 @@ extension ClientConnection {
             }
             clientID = "auto-" + Self.randomID()
             assigned = true
+        } else if clientID.hasPrefix(Broker.internalClientPrefix) {
+            // The broker's own clients cannot be taken over from the network.
+            sendConnack(.clientIdentifierNotValid, "client ids starting with \(Broker.internalClientPrefix) are the broker's")
+            closeNow()
+            return
         } else if version == .v3_1 && clientID.utf8.count > 23 {
             sendConnack(.clientIdentifierNotValid, "MQTT 3.1 client ids are 1 to 23 characters")
             closeNow()

@@ -128,39 +128,83 @@ extension ClientConnection {
                                 properties: inbound.properties, expiresAt: expiry, origin: clientID, receivedAt: ctx.now))
     }
 
-    /// Plugin verdicts (beforeAck) and the commit of a message that must outlive a
-    /// crash: retained, wanted by a stored session, or a QoS 2 id of a stored session.
+    /// The plugins' verdicts (`decidePublish`), possibly asynchronous.
     private func decide(_ p: PublishPacket, _ message: Message, _ session: Session) {
+        let deciders = ctx.broker.plugins(providing: .decidePublish)
+        if deciders.isEmpty {
+            commitOrRoute(p, message, session, nil)
+            return
+        }
+        let entry = wait(p, message: message, outcome: nil)
+        runDeciders(message, info: clientInfo, plugins: deciders[...]) { [self] verdict in
+            switch verdict {
+            case .accept: commitOrRoute(p, message, session, entry)
+            case .acceptWithoutRouting: settle(entry, p, nil, .acceptWithoutRouting)
+            case .refuse(let code): settle(entry, p, nil, .refuse(code, "refused by a plugin"))
+            }
+        }
+    }
+
+    private func runDeciders(_ message: Message, info: ClientInfo, plugins: ArraySlice<BrokerPlugin>,
+                             _ done: @escaping (PublishVerdict) -> Void)
+    {
+        guard let plugin = plugins.first else {
+            done(.accept)
+            return
+        }
+        let loop = self.loop
+        plugin.decidePublish(message, from: info) { [self] verdict in
+            loop.execute { [self] in
+                if case .accept = verdict {
+                    runDeciders(message, info: info, plugins: plugins.dropFirst(), done)
+                } else {
+                    done(verdict)
+                }
+            }
+        }
+    }
+
+    /// Plugin acts (beforeAck) and the commit of a message that must outlive a
+    /// crash: retained, wanted by a stored session, or a QoS 2 id of a stored session.
+    private func commitOrRoute(_ p: PublishPacket, _ message: Message, _ session: Session, _ waiting: PendingPublish?) {
         let ackers = p.qos == .atMostOnce ? [] : ctx.broker.plugins(providing: .beforeAck)
         let durable = ctx.store != nil && p.qos != .atMostOnce
             && (p.retain || ctx.broker.persistentSubscriptions.load(ordering: .relaxed) > 0
                 || (p.qos == .exactlyOnce && session.durable != nil))
         if durable && ctx.store!.isFull.load(ordering: .relaxed) {
             Log.warning("publish.storage_full", ["client": clientID, "topic": p.topic])
-            finish(p, message: nil, .notStored)
+            settle(waiting, p, nil, .notStored)
             return
         }
         if ackers.isEmpty && (!durable || !ctx.waitsForCommit) {
             if durable { log(message, p, session, completion: nil) }
-            finish(p, message: message, .route)
+            settle(waiting, p, message, .route)
             return
         }
-        let entry = wait(p, message: message, outcome: nil)
+        let entry = waiting ?? wait(p, message: message, outcome: nil)
         runBeforeAck(message, info: clientInfo, plugins: ackers[...]) { [self] verdict in
             if verdict.isFailure {
-                entry.outcome = .refuse(verdict, "refused by a plugin")
-                releaseFinished()
+                settle(entry, p, nil, .refuse(verdict, "refused by a plugin"))
             } else if !durable || !ctx.waitsForCommit {
                 if durable { log(message, p, session, completion: nil) }
-                entry.outcome = .route
-                releaseFinished()
+                settle(entry, p, message, .route)
             } else {
                 log(message, p, session) { [self] ok in
-                    entry.outcome = ok ? .route : .notStored
-                    releaseFinished()
+                    settle(entry, p, message, ok ? .route : .notStored)
                 }
             }
         }
+    }
+
+    /// The outcome of a PUBLISH that waits in the queue (`entry`), or of one that
+    /// did not have to wait.
+    private func settle(_ entry: PendingPublish?, _ p: PublishPacket, _ message: Message?, _ outcome: PublishOutcome) {
+        guard let entry else {
+            finish(p, message: message, outcome)
+            return
+        }
+        entry.outcome = outcome
+        releaseFinished()
     }
 
     private func runBeforeAck(_ message: Message, info: ClientInfo, plugins: ArraySlice<BrokerPlugin>,

@@ -41,7 +41,8 @@ extension ClientConnection {
             var options = sub
             options.qos = granted
             options.topicFilter = sub.topicFilter.compacted
-            let entry = SubscriptionEntry(session: session, options: options, identifier: identifier)
+            var entry = SubscriptionEntry(session: session, options: options, identifier: identifier)
+            entry.checkDeliveries = ctx.broker.checksDeliveries(of: parsed, for: info)
             let existed = session.subscriptions[options.topicFilter] != nil
             if session.durable != nil && ctx.store != nil {
                 var packed = options.qos.rawValue | (options.noLocal ? 0x04 : 0) | (options.retainAsPublished ? 0x08 : 0)

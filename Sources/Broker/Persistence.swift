@@ -115,9 +115,12 @@ extension Broker {
             options.noLocal = sub.options & 0x04 != 0
             options.retainAsPublished = sub.options & 0x08 != 0
             options.retainHandling = (sub.options >> 4) & 0x03
-            let entry = SubscriptionEntry(session: session, options: options, identifier: sub.identifier)
-            session.subscriptions[raw] = entry
+            var entry = SubscriptionEntry(session: session, options: options, identifier: sub.identifier)
             guard let parsed = try? TopicRules.parseFilter(raw.bytes, version: .v5) else { continue }
+            let info = ClientInfo(clientID: session.clientID, username: session.username, peer: nil,
+                                  protocolVersion: session.version, tlsIdentity: nil, isInternal: false)
+            entry.checkDeliveries = checksDeliveries(of: parsed, for: info)
+            session.subscriptions[raw] = entry
             ctx.addSubscription(entry, parsed: parsed)
         }
         for d in snapshot.deliveries {

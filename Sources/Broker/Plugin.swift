@@ -1,5 +1,6 @@
 import MQTT
 import Reactor
+import Store
 
 /// What the broker knows about a client when it asks a plugin.
 public struct ClientInfo: Sendable {
@@ -45,6 +46,22 @@ public struct PluginHooks: OptionSet, Sendable {
     public static let sessionEvents = PluginHooks(rawValue: 1 << 5)
     public static let delivered = PluginHooks(rawValue: 1 << 6)
     public static let tick = PluginHooks(rawValue: 1 << 7)
+    public static let decidePublish = PluginHooks(rawValue: 1 << 8)
+    public static let authorizeDelivery = PluginHooks(rawValue: 1 << 9)
+    /// The plugin keeps tables in the broker's database (opened even with durability none).
+    public static let storage = PluginHooks(rawValue: 1 << 10)
+    static let count = 11
+}
+
+/// What `decidePublish` says about a PUBLISH.
+public enum PublishVerdict: Sendable {
+    /// Route it as it is.
+    case accept
+    /// Acknowledge it as a success and route nothing: a repeat the plugin already
+    /// has, or a message the plugin publishes in its own form (`LoopContext.publish`).
+    case acceptWithoutRouting
+    /// Refuse it: v5 publishers hear the reason code in their ack.
+    case refuse(ReasonCode)
 }
 
 /// A PUBLISH a plugin may inspect and rewrite before it is routed.
@@ -91,6 +108,19 @@ public protocol BrokerPlugin: AnyObject, Sendable {
     func delivered(_ message: Message, to client: ClientInfo)
     /// About once a second, on one loop.
     func tick(now: UInt64)
+    /// Decide on a PUBLISH that passed the checks, possibly later (e.g. after the
+    /// plugin stored its own version of it). Call `completion` exactly once, from any
+    /// thread; outcomes are applied in the order the client's PUBLISHes arrived.
+    func decidePublish(_ message: Message, from client: ClientInfo, completion: @escaping @Sendable (PublishVerdict) -> Void)
+    /// Whether deliveries through this (granted) subscription must each be checked
+    /// with `authorizeDelivery` (e.g. a wildcard filter that spans protected topics).
+    func checksDeliveries(of filter: TopicFilter, for client: ClientInfo) -> Bool
+    /// May a message on `topic` be delivered to this session? Asked only for
+    /// subscriptions that `checksDeliveries` flagged, and for queued deliveries after
+    /// `BrokerServices.accessChanged`, so it costs nothing per message otherwise.
+    func authorizeDelivery(topic: ByteString, username: String?, clientID: String) -> Bool
+    /// SIGHUP: the configuration file was read again.
+    func reload(_ settings: PluginSettings)
 }
 
 extension BrokerPlugin {
@@ -113,6 +143,13 @@ extension BrokerPlugin {
     public func sessionOffline(_ client: ClientInfo) {}
     public func delivered(_ message: Message, to client: ClientInfo) {}
     public func tick(now: UInt64) {}
+    public func decidePublish(_ message: Message, from client: ClientInfo,
+                              completion: @escaping @Sendable (PublishVerdict) -> Void) {
+        completion(.accept)
+    }
+    public func checksDeliveries(of filter: TopicFilter, for client: ClientInfo) -> Bool { false }
+    public func authorizeDelivery(topic: ByteString, username: String?, clientID: String) -> Bool { true }
+    public func reload(_ settings: PluginSettings) {}
 }
 
 /// What plugins may ask of the broker. Safe from any thread.
@@ -127,4 +164,49 @@ public protocol BrokerServices: AnyObject, Sendable {
     func runBlocking(_ work: @escaping @Sendable () -> Void)
     /// Ends a client's connection (e.g. a kicked room member), v5 with this reason.
     func disconnect(clientID: String, reason: ReasonCode)
+
+    /// The plugin's tables in the broker's database (a plugin providing `.storage`).
+    var storage: PluginStorage { get }
+    /// The number of event loops.
+    var loopCount: Int { get }
+    /// Runs `work` on the event loop that owns `key`: the same loop for the same key,
+    /// in submission order, so state keyed by it needs no lock (e.g. a room's ids).
+    func onLoop(of key: String, _ work: @escaping @Sendable (LoopContext) -> Void)
+    /// Ends every session of a user (a deleted user), v5 with this reason.
+    func disconnect(username: String, reason: ReasonCode)
+    /// Removes a user's subscriptions (every session of theirs) whose filter matches
+    /// `topicPrefix` or lies below it, and drops their queued deliveries on topics
+    /// below it, in memory and on disk (a removed room member).
+    func revoke(username: String, topicPrefix: String)
+    /// What a user may read changed: queued deliveries of their sessions are checked
+    /// again (`authorizeDelivery`) before they are sent.
+    func accessChanged(username: String)
+    /// Blocking work (password hashing) on a bounded pool off the loops; false when
+    /// the pool's queue is full (answer "server busy").
+    func runBounded(_ work: @escaping @Sendable () -> Void) -> Bool
+}
+
+/// A plugin's tables in the broker's SQLite database.
+public protocol PluginStorage: AnyObject, Sendable {
+    /// Brings the plugin's tables to the newest version (`migrations[i]` takes them
+    /// from version i to i + 1). Only in `start`.
+    func migrate(_ plugin: String, _ migrations: [String]) throws
+    /// Direct access on the calling thread, only in `start` (to load state).
+    func load<T>(_ body: (SQLiteDatabase) throws -> T) throws -> T
+    /// A write in the store's next batch; `completion(ok)` after its commit, on any thread.
+    func write(_ write: PluginWrite, completion: (@Sendable (Bool) -> Void)?)
+    /// A read on the store's thread after every write queued before it.
+    func read(_ work: @escaping @Sendable (SQLiteDatabase) -> Void)
+}
+
+/// A plugin's settings from the configuration file: the keys it declared, as written.
+public struct PluginSettings: Sendable {
+    public struct Value: Sendable {
+        public let text: String
+        public let file: String
+        public let line: Int
+    }
+    public var values: [String: Value] = [:]
+    public init() {}
+    public subscript(key: String) -> Value? { values[key] }
 }

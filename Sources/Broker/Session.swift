@@ -10,6 +10,7 @@ final class SessionExtras {
     var willTimer = TimerID.none
     var internalClient: InternalClient?
     var durable: DurableQueue?
+    var recheckDeliveries = false
 }
 
 /// A stored session's queue bookkeeping: the queue on disk is the truth; memory
@@ -129,6 +130,30 @@ final class Session {
     var internalClient: InternalClient? {
         get { extras?.internalClient }
         set { if newValue != nil || extras != nil { more.internalClient = newValue } }
+    }
+    /// What the user may read changed: queued deliveries are checked again before they go.
+    var recheckDeliveries: Bool {
+        get { extras?.recheckDeliveries ?? false }
+        set { if newValue || extras != nil { more.recheckDeliveries = newValue } }
+    }
+    /// Removes queued deliveries for which `keep` is false; returns their store sequence numbers.
+    func removeQueued(where drop: (QueuedDelivery) -> Bool) -> (removed: [QueuedDelivery], bytes: Int) {
+        var removed: [QueuedDelivery] = []
+        var kept: [QueuedDelivery] = []
+        var bytes = 0
+        for d in queue[queueHead...] {
+            if drop(d) {
+                removed.append(d)
+                bytes += d.message.byteCost
+            } else {
+                kept.append(d)
+            }
+        }
+        if removed.isEmpty { return ([], 0) }
+        queue = kept
+        queueHead = 0
+        queuedBytes -= bytes
+        return (removed, bytes)
     }
     /// For sessions kept in the store: where its durable queue stands.
     var durable: DurableQueue? {

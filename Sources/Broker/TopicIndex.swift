@@ -7,6 +7,8 @@ struct SubscriptionEntry {
     unowned(unsafe) let session: Session
     var options: Subscription
     var identifier: UInt32?
+    /// Each delivery through it is checked with the plugins' `authorizeDelivery`.
+    var checkDeliveries = false
 }
 
 /// The subscriptions of one loop's sessions, as a trie of topic levels. Only the

@@ -156,6 +156,22 @@ public enum StoreOp: Sendable {
     case deleteSession(clientID: String)
     case subscribe(StoredSubscription)
     case unsubscribe(clientID: String, filter: [UInt8])
+    /// Drops a session's queued (not yet sent) deliveries on topics starting with the prefix.
+    case dropDeliveries(clientID: String, topicPrefix: [UInt8])
+    /// A plugin's write, in the same transaction as the broker's own.
+    case plugin(PluginWrite)
+}
+
+/// A plugin's change to its own tables, run on the store's thread inside the
+/// batch's transaction (one commit, one fsync with the broker's writes). A write
+/// that throws is rolled back alone (a savepoint) and logged; the rest commits.
+public struct PluginWrite: Sendable {
+    public let plugin: String
+    public let work: @Sendable (SQLiteDatabase) throws -> Void
+    public init(plugin: String, _ work: @escaping @Sendable (SQLiteDatabase) throws -> Void) {
+        self.plugin = plugin
+        self.work = work
+    }
 }
 
 /// Everything the store held at start, after expired sessions and messages went.

@@ -13,10 +13,12 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
     public var isFull: Bool { code == SQLITE_FULL || (code & 0xFF) == SQLITE_IOERR && errno == ENOSPC }
 }
 
-/// A thin SQLite connection: one per thread that uses it.
-final class SQLiteDatabase {
+/// A thin SQLite connection: one per thread that uses it. Plugins get the store's
+/// connection inside their writes and reads (on the store's thread).
+public final class SQLiteDatabase {
     let handle: OpaquePointer
     let path: String
+    private var statements: [String: Statement] = [:]
 
     init(path: String) throws(StoreError) {
         var db: OpaquePointer? = nil
@@ -34,9 +36,20 @@ final class SQLiteDatabase {
 
     deinit { sqlite3_close_v2(handle) }
 
+    /// A prepared statement kept for reuse (reset after each use).
+    public func cached(_ sql: String) throws(StoreError) -> Statement {
+        if let s = statements[sql] { return s }
+        let s = try prepare(sql)
+        statements[sql] = s
+        return s
+    }
+
+    /// Rows changed by the last statement.
+    public var changes: Int { Int(sqlite3_changes(handle)) }
+
     var lastError: String { String(cString: sqlite3_errmsg(handle)) }
 
-    func exec(_ sql: String) throws(StoreError) {
+    public func exec(_ sql: String) throws(StoreError) {
         var message: UnsafeMutablePointer<CChar>? = nil
         let rc = sqlite3_exec(handle, sql, nil, nil, &message)
         if rc != SQLITE_OK {
@@ -46,14 +59,14 @@ final class SQLiteDatabase {
         }
     }
 
-    func prepare(_ sql: String) throws(StoreError) -> Statement {
+    public func prepare(_ sql: String) throws(StoreError) -> Statement {
         var stmt: OpaquePointer? = nil
         let rc = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &stmt, nil)
         guard rc == SQLITE_OK, let stmt else { throw StoreError("\(lastError) (in: \(sql.prefix(80)))", code: rc) }
         return Statement(stmt, db: self)
     }
 
-    func scalarInt(_ sql: String) throws(StoreError) -> Int64? {
+    public func scalarInt(_ sql: String) throws(StoreError) -> Int64? {
         let s = try prepare(sql)
         guard try s.step() else { return nil }
         return s.isNull(0) ? nil : s.int(0)
@@ -61,7 +74,7 @@ final class SQLiteDatabase {
 }
 
 /// A prepared statement, reset after each use.
-final class Statement {
+public final class Statement {
     let stmt: OpaquePointer
     unowned let db: SQLiteDatabase
 
@@ -73,19 +86,19 @@ final class Statement {
     deinit { sqlite3_finalize(stmt) }
 
     @discardableResult
-    func bind(_ index: Int32, _ value: Int64?) -> Statement {
+    public func bind(_ index: Int32, _ value: Int64?) -> Statement {
         if let value { sqlite3_bind_int64(stmt, index, value) } else { sqlite3_bind_null(stmt, index) }
         return self
     }
 
     @discardableResult
-    func bind(_ index: Int32, _ value: String?) -> Statement {
+    public func bind(_ index: Int32, _ value: String?) -> Statement {
         if let value { sqlite3_bind_text(stmt, index, value, -1, parley_sqlite_transient()) } else { sqlite3_bind_null(stmt, index) }
         return self
     }
 
     @discardableResult
-    func bind<C: Collection>(_ index: Int32, bytes: C?) -> Statement where C.Element == UInt8 {
+    public func bind<C: Collection>(_ index: Int32, bytes: C?) -> Statement where C.Element == UInt8 {
         guard let bytes else {
             sqlite3_bind_null(stmt, index)
             return self
@@ -99,7 +112,7 @@ final class Statement {
     }
 
     /// Steps once: true when a row is available.
-    func step() throws(StoreError) -> Bool {
+    public func step() throws(StoreError) -> Bool {
         let rc = sqlite3_step(stmt)
         if rc == SQLITE_ROW { return true }
         if rc == SQLITE_DONE { return false }
@@ -107,30 +120,30 @@ final class Statement {
     }
 
     /// The first column of the first row (0 without a row), then resets.
-    func scalar() throws(StoreError) -> Int64 {
+    public func scalar() throws(StoreError) -> Int64 {
         defer { reset() }
         return try step() ? int(0) : 0
     }
 
     /// Runs to completion and resets.
-    func run() throws(StoreError) {
+    public func run() throws(StoreError) {
         defer { reset() }
         while try step() {}
     }
 
-    func reset() {
+    public func reset() {
         sqlite3_reset(stmt)
         sqlite3_clear_bindings(stmt)
     }
 
-    func isNull(_ column: Int32) -> Bool { sqlite3_column_type(stmt, column) == SQLITE_NULL }
-    func int(_ column: Int32) -> Int64 { sqlite3_column_int64(stmt, column) }
-    func optionalInt(_ column: Int32) -> Int64? { isNull(column) ? nil : int(column) }
-    func text(_ column: Int32) -> String? {
+    public func isNull(_ column: Int32) -> Bool { sqlite3_column_type(stmt, column) == SQLITE_NULL }
+    public func int(_ column: Int32) -> Int64 { sqlite3_column_int64(stmt, column) }
+    public func optionalInt(_ column: Int32) -> Int64? { isNull(column) ? nil : int(column) }
+    public func text(_ column: Int32) -> String? {
         guard let p = sqlite3_column_text(stmt, column) else { return nil }
         return String(cString: p)
     }
-    func blob(_ column: Int32) -> [UInt8] {
+    public func blob(_ column: Int32) -> [UInt8] {
         let count = Int(sqlite3_column_bytes(stmt, column))
         guard count > 0, let p = sqlite3_column_blob(stmt, column) else { return [] }
         return Array(UnsafeRawBufferPointer(start: p, count: count))

@@ -85,7 +85,7 @@ public final class Store: @unchecked Sendable {
         if lockFD < 0 { throw StoreError("cannot open \(lockPath): \(String(cString: strerror(errno)))") }
         if flock(lockFD, LOCK_EX | LOCK_NB) != 0 {
             var buffer = [UInt8](repeating: 0, count: 32)
-            let n = read(lockFD, &buffer, 31)
+            let n = Glibc.read(lockFD, &buffer, 31)
             let holder = n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : "?"
             close(lockFD)
             throw StoreError("the database in \(directory) is in use by another running Parley (pid \(holder))")
@@ -519,6 +519,59 @@ public final class Store: @unchecked Sendable {
         }
     }
 
+    private func applyPlugin(_ write: PluginWrite) throws(StoreError) {
+        try db.exec("SAVEPOINT plugin_write")
+        do {
+            try write.work(db)
+        } catch {
+            Log.error("store.plugin_write_failed", ["plugin": write.plugin, "error": error])
+            try db.exec("ROLLBACK TO plugin_write")
+        }
+        try db.exec("RELEASE plugin_write")
+    }
+
+    // MARK: Plugins
+
+    /// Brings a plugin's tables to the newest version: `migrations[i]` takes them
+    /// from version i to i + 1, each in its own transaction. Refuses tables newer
+    /// than the plugin knows. Only before `start()`.
+    public func migratePlugin(_ name: String, _ migrations: [String]) throws(StoreError) {
+        precondition(thread == nil, "plugin migrations run before the store starts")
+        try db.exec("CREATE TABLE IF NOT EXISTS plugin_schema(name TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+        let s = try db.prepare("SELECT version FROM plugin_schema WHERE name = ?")
+        s.bind(1, name)
+        let current = try s.step() ? Int(s.int(0)) : 0
+        s.reset()
+        if current > migrations.count {
+            throw StoreError("the \(name) tables in \(db.path) have version \(current), newer than this Parley understands (\(migrations.count))")
+        }
+        for version in current..<migrations.count {
+            do {
+                try db.exec("BEGIN IMMEDIATE")
+                try db.exec(migrations[version])
+                let set = try db.prepare("INSERT OR REPLACE INTO plugin_schema(name, version) VALUES (?, ?)")
+                try set.bind(1, name).bind(2, Int64(version + 1)).run()
+                try db.exec("COMMIT")
+            } catch {
+                try? db.exec("ROLLBACK")
+                throw StoreError("\(name) migration to version \(version + 1) failed: \(error)", code: error.code)
+            }
+        }
+    }
+
+    /// Runs `body` on the database now, on the calling thread. Only before `start()`
+    /// (loading a plugin's state at start) or from the command line's own store.
+    public func withDatabase<T>(_ body: (SQLiteDatabase) throws -> T) throws -> T {
+        precondition(thread == nil, "direct database access only before the store starts")
+        return try body(db)
+    }
+
+    /// Runs `work` on the store's thread after every write queued before it; the
+    /// loops never wait for it.
+    public func read(_ work: @escaping @Sendable (SQLiteDatabase) -> Void) {
+        submitRead { [self] in work(db) }
+    }
+
     private func cached(_ sql: String) throws(StoreError) -> Statement {
         if let s = statements[sql] { return s }
         let s = try db.prepare(sql)
@@ -594,6 +647,13 @@ public final class Store: @unchecked Sendable {
                 .bind(4, s.identifier.map { Int64($0) }).run()
         case .unsubscribe(let c, let filter):
             try cached("DELETE FROM subscriptions WHERE client_id = ? AND filter = ?").bind(1, c).bind(2, bytes: filter).run()
+        case .dropDeliveries(let c, let prefix):
+            try cached("""
+                DELETE FROM deliveries WHERE client_id = ? AND state = 0 AND message_id IN
+                    (SELECT id FROM messages WHERE substr(topic, 1, ?) = ?)
+                """).bind(1, c).bind(2, Int64(prefix.count)).bind(3, bytes: prefix).run()
+        case .plugin(let write):
+            try applyPlugin(write)
         }
     }
 }

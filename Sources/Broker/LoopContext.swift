@@ -1,0 +1,83 @@
+import MQTT
+import Reactor
+import Store
+
+/// A plugin's handle on one event loop, given to the work passed to
+/// `BrokerServices.onLoop(of:)`. Valid only inside that work, on that loop.
+public final class LoopContext {
+    unowned let loop: BrokerLoop
+    init(_ loop: BrokerLoop) { self.loop = loop }
+
+    /// This loop's index (0 ..< `BrokerServices.loopCount`): plugins keep per-loop
+    /// state in an array indexed by it and touch it without locks.
+    public var index: Int { loop.index }
+    /// Monotonic milliseconds.
+    public var now: UInt64 { loop.now }
+
+    /// Publishes as the broker (no ACL check) from this loop, after `writes` (and the
+    /// message itself, when it must outlive a crash) are committed, in one commit and
+    /// in the order of the calls on this loop: messages published here reach every
+    /// subscriber in that order. `completion(ok)` runs on this loop once it is routed
+    /// (false: not stored, e.g. a full disk; nothing was routed).
+    public func publish(_ message: Message, writes: [PluginWrite] = [], completion: ((Bool) -> Void)? = nil) {
+        loop.publishInOrder(message, writes: writes, completion: completion)
+    }
+
+    /// Runs `work` on this loop after `milliseconds`.
+    public func schedule(afterMilliseconds milliseconds: UInt64, _ work: @escaping () -> Void) {
+        _ = loop.loop.schedule(afterMilliseconds: milliseconds, work)
+    }
+}
+
+/// A plugin publish waiting for its commit, or behind one that does.
+final class OrderedPublish {
+    let message: Message
+    let completion: ((Bool) -> Void)?
+    var outcome: Bool?
+    init(_ message: Message, completion: ((Bool) -> Void)?) {
+        self.message = message
+        self.completion = completion
+    }
+}
+
+extension BrokerLoop {
+    /// See `LoopContext.publish`.
+    func publishInOrder(_ message: Message, writes: [PluginWrite], completion: ((Bool) -> Void)?) {
+        var ops: [StoreOp] = writes.map { .plugin($0) }
+        if let store, message.qos != .atMostOnce,
+           message.retain || broker.persistentSubscriptions.load(ordering: .relaxed) > 0
+        {
+            let (id, _) = broker.storeID(of: message)
+            ops.insert(.message(broker.stored(message, id: id, now: now)), at: 0)
+            if message.retain {
+                ops.append(.retain(topic: Array(message.topic.bytes), messageID: message.payload.isEmpty ? nil : id))
+            }
+        }
+        let entry = OrderedPublish(message, completion: completion)
+        guard let database = broker.database, !ops.isEmpty else {
+            entry.outcome = true
+            orderedPublishes.append(entry)
+            releaseOrderedPublishes()
+            return
+        }
+        orderedPublishes.append(entry)
+        if broker.database?.durability == .full {
+            database.submit(ops, executor: executor, failable: true) { [self] ok in
+                entry.outcome = ok
+                releaseOrderedPublishes()
+            }
+        } else {
+            database.submit(ops)
+            entry.outcome = true
+            releaseOrderedPublishes()
+        }
+    }
+
+    private func releaseOrderedPublishes() {
+        while let head = orderedPublishes.first, let ok = head.outcome {
+            orderedPublishes.removeFirst()
+            if ok { publish(head.message) }
+            head.completion?(ok)
+        }
+    }
+}
