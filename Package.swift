@@ -46,7 +46,7 @@ let package = Package(
         .target(name: "JSON"),
 
         // The chat plugin: users, tokens, rooms, membership, history, receipts, presence.
-        .target(name: "Chat", dependencies: ["MQTT", "Broker", "Store", "JSON", "COpenSSL"], swiftSettings: swift5),
+        .target(name: "Chat", dependencies: ["MQTT", "Reactor", "Broker", "Store", "JSON", "COpenSSL"], swiftSettings: swift5),
 
         .executableTarget(name: "parley", dependencies: ["MQTT", "Reactor", "Broker", "Chat"], swiftSettings: swift5),
 

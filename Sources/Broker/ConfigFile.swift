@@ -69,7 +69,7 @@ public struct ConfigFile: Sendable {
 }
 
 /// Parsers for setting values; each error names what was expected.
-enum ConfigValue {
+public enum ConfigValue {
     static func bool(_ v: String) -> Bool? {
         switch v.lowercased() {
         case "true", "yes", "on", "1": return true
@@ -79,7 +79,7 @@ enum ConfigValue {
     }
 
     /// A byte size: `1048576`, `64K`, `16M`, `1G` (powers of 1024; `KiB`, `MB` also read).
-    static func size(_ v: String) -> Int? {
+    public static func size(_ v: String) -> Int? {
         let lower = v.lowercased()
         let units: [(String, Int)] = [("kib", 1 << 10), ("mib", 1 << 20), ("gib", 1 << 30), ("kb", 1 << 10),
                                       ("mb", 1 << 20), ("gb", 1 << 30), ("k", 1 << 10), ("m", 1 << 20), ("g", 1 << 30),
@@ -96,7 +96,7 @@ enum ConfigValue {
     }
 
     /// A duration in seconds: `30`, `30s`, `5m`, `2h`, `7d`; `never` is UInt32.max.
-    static func seconds(_ v: String) -> UInt32? {
+    public static func seconds(_ v: String) -> UInt32? {
         let lower = v.lowercased()
         if lower == "never" { return UInt32.max }
         let units: [(String, UInt64)] = [("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)]

@@ -16,11 +16,20 @@ public struct ServerConfig: Sendable {
     public var aclDefaultAllow = true
     /// Where the settings came from, for messages.
     public var source = "built-in defaults"
+    /// The plugins to run (`plugins = chat`), in order.
+    public var plugins: [String] = []
+    /// The settings of the plugins, by the keys they declared.
+    public var pluginSettings = PluginSettings()
+    /// Whether the file set allow_anonymous (a plugin may change its default).
+    public var allowAnonymousSet = false
+    /// The plugins this build knows (the value of `plugins` must name only these).
+    public static let knownPlugins: Set<String> = ["chat"]
 
     public init() {}
 
     /// Applies a file's settings over the defaults; the first bad value stops it.
-    public mutating func apply(_ file: ConfigFile) throws(ConfigError) {
+    /// `pluginKeys`: the settings plugins read; they are kept for them in `pluginSettings`.
+    public mutating func apply(_ file: ConfigFile, pluginKeys: Set<String> = []) throws(ConfigError) {
         source = file.path
         var listenersSet = false
         var tlsListenersSet = false
@@ -102,7 +111,17 @@ public struct ServerConfig: Sendable {
             case "log_level":
                 guard let level = Log.Level(name: e.value) else { throw fail("log_level must be debug, info, warn or error") }
                 logLevel = level
-            case "allow_anonymous": broker.allowAnonymous = try bool()
+            case "allow_anonymous":
+                broker.allowAnonymous = try bool()
+                allowAnonymousSet = true
+            case "plugins":
+                let names = e.value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                for n in names where !Self.knownPlugins.contains(n) {
+                    throw fail("plugins: unknown plugin '\(n)' (known: \(Self.knownPlugins.sorted().joined(separator: ", ")))")
+                }
+                plugins = names
+            case let key where pluginKeys.contains(key):
+                pluginSettings.values[key] = PluginSettings.Value(text: e.value, file: file.path, line: e.line)
             case "max_packet_size": broker.maxPacketSize = try size(64...maximumVariableInt + 5)
             case "max_inflight": broker.maxInflight = try int(1...65_535)
             case "max_queued_messages": broker.maxQueuedMessages = try int(0...1_000_000_000)

@@ -1,9 +1,170 @@
 import Broker
+import JSON
 import MQTT
+import Reactor
+import Store
+import Synchronization
 
-/// The chat plugin: users, login, rooms as topics, history, presence (SPEC sections 2-3).
+/// The chat plugin's settings (SPEC sections 2-3), from the configuration file.
+public struct ChatSettings: Sendable {
+    /// Largest post body, bytes (`max_message_body`).
+    public var maxMessageBody = 16 * 1024
+    /// Access token lifetime, seconds (`token_lifetime`).
+    public var tokenLifetime: Int64 = 30 * 24 * 3600
+    /// Password hashing cost (log2 of scrypt's N).
+    public var scryptLogN: UInt8 = 14
+    public init() {}
+
+    /// The keys this plugin reads from the configuration file.
+    public static let keys: Set<String> = ["max_message_body", "token_lifetime"]
+
+    public init(_ settings: PluginSettings) throws(ConfigError) {
+        self.init()
+        if let v = settings["max_message_body"] {
+            guard let n = ConfigValue.size(v.text), (1...(1 << 20)).contains(n) else {
+                throw ConfigError(file: v.file, line: v.line, reason: "max_message_body must be a size from 1 to 1M, not '\(v.text)'")
+            }
+            maxMessageBody = n
+        }
+        if let v = settings["token_lifetime"] {
+            guard let s = ConfigValue.seconds(v.text), s > 0, s != UInt32.max else {
+                throw ConfigError(file: v.file, line: v.line, reason: "token_lifetime must be a duration (e.g. 30d, 12h), not '\(v.text)'")
+            }
+            tokenLifetime = Int64(s)
+        }
+    }
+}
+
+/// The chat plugin: users, login, rooms as topics, server-stamped ordered history,
+/// receipts, typing and presence (SPEC sections 2-3), on the broker's plugin
+/// protocol only. Its internal API (`ChatAdmin`) is what the command line and the
+/// HTTP gateway use.
 public final class ChatPlugin: BrokerPlugin, @unchecked Sendable {
     public let name = "chat"
-    public var hooks: PluginHooks { [] }
-    public init() {}
+    public var hooks: PluginHooks {
+        [.authenticate, .authorizePublish, .authorizeSubscribe, .decidePublish, .authorizeDelivery, .storage,
+         .sessionEvents, .tick]
+    }
+    let settings: ChatSettings
+    let directory = ChatDirectory()
+    let sequences = RoomSequences()
+    let limiter = LoginLimiter()
+    let presence = PresenceCounter()
+    private(set) var services: BrokerServices!
+    /// The last chat_changes row applied.
+    let lastChangeSeen = Atomic<Int64>(0)
+    let polling = Atomic<Bool>(false)
+
+    public init(settings: ChatSettings = ChatSettings()) {
+        self.settings = settings
+    }
+
+    public func start(_ services: BrokerServices) throws {
+        self.services = services
+        let storage = services.storage
+        try storage.migrate(ChatSchema.name, ChatSchema.migrations)
+        let now = Timestamp.now()
+        let rooms = try storage.load { db -> [String: RoomSequence] in
+            try directory.load(from: db, now: now)
+            lastChangeSeen.store(try db.scalarInt("SELECT max(id) FROM chat_changes") ?? 0, ordering: .relaxed)
+            return try Self.loadSequences(db, now: now)
+        }
+        sequences.prepare(loops: services.loopCount, loaded: rooms)
+        try clearStalePresence(storage, now: now)
+    }
+
+    /// Last ids and recent client keys of every room.
+    static func loadSequences(_ db: SQLiteDatabase, now: Int64) throws -> [String: RoomSequence] {
+        var rooms: [String: RoomSequence] = [:]
+        let last = try db.prepare("SELECT room, max(id) FROM chat_messages GROUP BY room")
+        while try last.step() { rooms[last.text(0) ?? ""] = RoomSequence(lastID: last.int(1)) }
+        let keys = try db.prepare("SELECT room, sender, ckey, id, ts FROM chat_messages WHERE ckey IS NOT NULL AND ts > ?")
+        keys.bind(1, now - RoomSequence.clientKeyLifetime)
+        while try keys.step() {
+            let key = Credentials.canonicalName(keys.text(1) ?? "") + "\u{0}" + (keys.text(2) ?? "")
+            rooms[keys.text(0) ?? ""]?.clientKeys[key] = (keys.int(3), keys.int(4))
+        }
+        return rooms
+    }
+
+    // MARK: Authentication
+
+    public func authenticate(_ request: ConnectRequest, completion: @escaping @Sendable (AuthDecision) -> Void) {
+        guard let name = request.username else {
+            completion(.abstain)  // allow_anonymous decides (plain topics only)
+            return
+        }
+        let canonical = Credentials.canonicalName(name)
+        let address = request.peer.map { $0.host }
+        if case .lockedOut(let seconds) = limiter.beginAttempt(user: canonical, address: address, now: Self.clock()) {
+            Log.info("chat.login_locked", ["user": name, "retry_after": seconds])
+            completion(.deny(.connectionRateExceeded))
+            return
+        }
+        let password = request.password ?? []
+        let user = directory.user(name)
+        if let user, AccessToken.isWellFormed(password) {
+            // The token path: one SHA-256, no password hashing.
+            let ok = directory.tokenUser(AccessToken.hash(password), now: Timestamp.now()) == user.name
+            finishLogin(ok, user: user, canonical: canonical, address: address, completion)
+            return
+        }
+        let accepted = services.runBounded { [self] in
+            // An unknown user costs the same hashing as a known one.
+            let ok = user.map { PasswordHash.verify(password: password, against: $0.password) }
+                ?? PasswordHash.verifyUnknownUser(password: password)
+            finishLogin(ok, user: user, canonical: canonical, address: address, completion)
+        }
+        if !accepted {
+            limiter.cancelAttempt(user: canonical)
+            completion(.deny(.serverBusy))
+        }
+    }
+
+    private func finishLogin(_ ok: Bool, user: ChatUser?, canonical: String, address: String?,
+                             _ completion: @Sendable (AuthDecision) -> Void)
+    {
+        if ok, let user {
+            limiter.recordSuccess(user: canonical)
+            completion(.allow(username: user.name))
+            return
+        }
+        for lockout in limiter.recordFailure(user: canonical, address: address, now: Self.clock()) {
+            Log.warning("chat.lockout", ["subject": "\(lockout.subject)", "seconds": lockout.seconds])
+        }
+        completion(.deny(.badUserNameOrPassword))
+    }
+
+    /// Milliseconds for the login limiter.
+    static func clock() -> UInt64 { UInt64(Timestamp.now()) }
+
+    // MARK: Publishing
+
+    public func decidePublish(_ message: Message, from client: ClientInfo,
+                              completion: @escaping @Sendable (PublishVerdict) -> Void)
+    {
+        switch ChatTopic(message.topic) {
+        case .roomMessages(let room): post(message, room: room, from: client, completion)
+        case .roomTyping(let room): typing(room: room, from: client, completion)
+        case .roomReceipts(let room): receipt(message, room: room, from: client, completion)
+        case .roomHistory(let room): history(message, room: room, from: client, completion)
+        default: completion(.accept)
+        }
+    }
+
+    // MARK: Presence and background work
+
+    public func sessionOnline(_ client: ClientInfo) {
+        guard let user = client.username, directory.user(user) != nil else { return }
+        presenceChanged(user, online: true)
+    }
+
+    public func sessionOffline(_ client: ClientInfo) {
+        guard let user = client.username, directory.user(user) != nil else { return }
+        presenceChanged(user, online: false)
+    }
+
+    public func tick(now: UInt64) {
+        pollChanges()
+    }
 }

@@ -9,6 +9,8 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         self.code = code
         self.description = text
     }
+    /// The code of "another running Parley holds the data directory".
+    public static let heldByAnotherParley: Int32 = -2
     /// The disk (or the configured size cap) is full.
     public var isFull: Bool { code == SQLITE_FULL || (code & 0xFF) == SQLITE_IOERR && errno == ENOSPC }
 }
@@ -20,7 +22,7 @@ public final class SQLiteDatabase {
     let path: String
     private var statements: [String: Statement] = [:]
 
-    init(path: String) throws(StoreError) {
+    public init(path: String) throws(StoreError) {
         var db: OpaquePointer? = nil
         let rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nil)
         guard rc == SQLITE_OK, let db else {

@@ -88,7 +88,8 @@ public final class Store: @unchecked Sendable {
             let n = Glibc.read(lockFD, &buffer, 31)
             let holder = n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : "?"
             close(lockFD)
-            throw StoreError("the database in \(directory) is in use by another running Parley (pid \(holder))")
+            throw StoreError("the database in \(directory) is in use by another running Parley (pid \(holder))",
+                             code: StoreError.heldByAnotherParley)
         }
         ftruncate(lockFD, 0)
         let pid = Array("\(getpid())\n".utf8)

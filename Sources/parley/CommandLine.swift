@@ -15,6 +15,16 @@ let usage = """
                               MQTT on 127.0.0.1:1883); options win over the file
       check-config [--config FILE] [same options as serve]
                               read the configuration, report the first error
+      user add NAME [--email ADDR] [--password-file FILE] | passwd NAME [--password-file FILE]
+           | del NAME | list | token NAME [--lifetime DURATION]
+                              manage chat users (the password is the first line of
+                              standard input unless --password-file is given)
+      room create ROOM --owner USER [--title TEXT] | list | members ROOM
+           | add ROOM USER | remove ROOM USER | delete ROOM
+                              manage chat rooms
+                              (user and room take --data DIR or --config FILE, and
+                              work whether or not the broker runs: a running one
+                              applies the change within a second)
       version                 print the version
       bench codec [--seconds S] [--only TEXT] [--json]
                               measure the MQTT codec (decode and encode rates)
@@ -45,6 +55,10 @@ func runCommandLine(_ arguments: [String]) -> Int32 {
         return runCheckConfig(rest)
     case "bench":
         return runBench(rest)
+    case "user":
+        return runUserCommand(rest)
+    case "room":
+        return runRoomCommand(rest)
     default:
         FileHandle.standardError.write(Data("parley: unknown command '\(command)'\n\n\(usage)".utf8))
         return 2

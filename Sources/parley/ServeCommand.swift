@@ -1,4 +1,5 @@
 import Broker
+import Chat
 import Dispatch
 import Foundation
 import Reactor
@@ -61,7 +62,7 @@ struct ServeOptions {
     func load() throws -> ServerConfig {
         var config = ServerConfig()
         if let configPath {
-            try config.apply(try ConfigFile.load(configPath))
+            try config.apply(try ConfigFile.load(configPath), pluginKeys: ChatSettings.keys)
         }
         if !mqtt.isEmpty {
             config.broker.mqttListeners = []
@@ -107,6 +108,17 @@ func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
 }
 
+/// The plugins the configuration enables, before the built-in access rules. With
+/// the chat plugin, anonymous clients are refused unless allow_anonymous says so.
+func makePlugins(_ config: inout ServerConfig) throws -> [BrokerPlugin] {
+    var plugins: [BrokerPlugin] = []
+    if config.plugins.contains("chat") {
+        plugins.append(ChatPlugin(settings: try ChatSettings(config.pluginSettings)))
+        if !config.allowAnonymousSet { config.broker.allowAnonymous = false }
+    }
+    return plugins
+}
+
 func runCheckConfig(_ args: [String]) -> Int32 {
     switch ServeOptions.parse(args, command: "check-config") {
     case .failure(let e):
@@ -114,8 +126,9 @@ func runCheckConfig(_ args: [String]) -> Int32 {
         return 2
     case .success(let options):
         do {
-            let config = try options.load()
+            var config = try options.load()
             if let tls = config.broker.tls { _ = try TLSContext(tls) }
+            _ = try makePlugins(&config)
             print("configuration ok (\(config.source))")
             return 0
         } catch {
@@ -133,7 +146,7 @@ func runServe(_ args: [String]) -> Int32 {
         return 2
     case .success(let o): options = o
     }
-    let config: ServerConfig
+    var config: ServerConfig
     do {
         config = try options.load()
     } catch {
@@ -142,7 +155,14 @@ func runServe(_ args: [String]) -> Int32 {
     }
     Log.level = config.logLevel
     let acl = StaticACLPlugin(rules: config.aclRules, defaultAllow: config.aclDefaultAllow)
-    let broker = Broker(config: config.broker, plugins: [acl])
+    let plugins: [BrokerPlugin]
+    do {
+        plugins = try makePlugins(&config) + [acl]
+    } catch {
+        printError("parley: \(error)")
+        return 1
+    }
+    let broker = Broker(config: config.broker, plugins: plugins)
     // Signals are taken over before the listeners open, so that a SIGTERM that
     // arrives at any moment after start-up is a clean shutdown, never a kill.
     let signals = SignalHandling(options: options, acl: acl, broker: broker)

@@ -1,0 +1,64 @@
+import Broker
+import JSON
+import MQTT
+import Reactor
+import Store
+
+// Changes made in the database by the command line while the broker runs
+// (chat_changes rows): read about once a second, applied to the directory, and
+// acted on: a deleted user's sessions end, a removed member loses the room's
+// subscriptions and queued deliveries at once, room events are published.
+extension ChatPlugin {
+    func pollChanges() {
+        guard !polling.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let after = lastChangeSeen.load(ordering: .relaxed)
+        services.storage.read { [self] db in
+            defer { polling.store(false, ordering: .releasing) }
+            do {
+                let q = try db.prepare("SELECT id, kind, subject, detail FROM chat_changes WHERE id > ? ORDER BY id")
+                q.bind(1, after)
+                var rows: [(Int64, String, String, String?)] = []
+                while try q.step() { rows.append((q.int(0), q.text(1) ?? "", q.text(2) ?? "", q.text(3))) }
+                for (id, kind, subject, detail) in rows {
+                    try apply(kind: kind, subject: subject, detail: detail, db: db)
+                    lastChangeSeen.store(id, ordering: .relaxed)
+                }
+            } catch {
+                Log.error("chat.changes_failed", ["error": error])
+            }
+        }
+    }
+
+    private func apply(kind: String, subject: String, detail: String?, db: SQLiteDatabase) throws {
+        switch kind {
+        case "user":
+            let before = directory.user(subject)
+            try directory.reloadUser(subject, from: db, now: Timestamp.now())
+            let after = directory.user(subject)
+            if let before, after == nil {
+                services.disconnect(username: before.name, reason: .notAuthorized)
+            } else if let before, let after, before.password != after.password {
+                // A new password revokes the tokens; sessions opened with them end.
+                services.disconnect(username: after.name, reason: .notAuthorized)
+            }
+        case "room":
+            let (before, after) = try directory.reloadRoom(subject, from: db)
+            for user in before.subtracting(after) {
+                let name = directory.user(user)?.name ?? user
+                services.revoke(username: name, topicPrefix: "rooms/\(subject)/")
+                services.accessChanged(username: name)
+            }
+            if let detail { publishEvent(room: subject, detail: detail) }
+        default:
+            break
+        }
+    }
+
+    /// `{"type", "user", "by", "ts"}` on `rooms/<room>/events`.
+    func publishEvent(room: String, detail: String) {
+        guard let value = try? JSONValue.parse(detail), let type = value["type"]?.string else { return }
+        let payload = Envelope.event(type, user: value["user"]?.string, by: value["by"]?.string, ts: Timestamp.now())
+        services.publish(topic: ChatTopic.events(room), payload: payload, qos: .atLeastOnce, retain: false,
+                         properties: .none)
+    }
+}
