@@ -1,80 +1,110 @@
 import Foundation
-import Synchronization
 
-/// A fixed set of worker threads for blocking work (password hashing, disk), with
-/// a bounded queue: `submit` refuses work when the queue is full, so a flood
-/// (CONNECTs with passwords) is answered "server busy" instead of piling up.
+/// A fixed set of worker threads for blocking work (password hashing, files,
+/// DNS) that must stay off the event loops, behind a bounded queue.
+///
+/// The bound is the back-pressure: when `queueLimit` jobs are already waiting,
+/// `submit` refuses at once instead of queueing without end, and the caller
+/// answers "busy" (CONNACK 0x89, HTTP 503). A flood of logins thus costs at
+/// most `threads` cores and `queueLimit` queued jobs, whatever its size. Unlike
+/// the global Dispatch queue, the pool never grows threads when jobs block.
 public final class BlockingPool: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var jobs: [@Sendable () -> Void] = []
-    private var head = 0
-    private var stopping = false
-    private let queueLimit: Int
-    private var threads: [Thread] = []
+    /// Worker threads.
+    public let threads: Int
+    /// Jobs that may wait (not counting the ones running).
+    public let queueLimit: Int
 
-    public init(threads count: Int, queueLimit: Int, name: String) {
-        self.queueLimit = queueLimit
-        for i in 0..<max(1, count) {
-            let t = Thread { [self] in run() }
-            t.name = "\(name)-\(i)"
-            threads.append(t)
-            t.start()
-        }
+    // Guarded by `condition`.
+    private let condition = NSCondition()
+    private var jobs: [(@Sendable () -> Void)?]
+    private var first = 0
+    private var waiting = 0
+    private var stopping = false
+    private var running = 0
+
+    private let exited = DispatchGroup()
+
+    /// Starts `threads` workers (default: one per core, at least one) named
+    /// `parley-pool-N`.
+    public init(threads: Int = max(1, ProcessInfo.processInfo.activeProcessorCount), queueLimit: Int = 256) {
+        self.threads = max(1, threads)
+        self.queueLimit = max(1, queueLimit)
+        jobs = Array(repeating: nil, count: self.queueLimit)
+        for index in 0..<self.threads { startWorker(index) }
     }
 
-    /// Queues `work` unless `queueLimit` jobs already wait; returns whether it did.
+    /// Queues `work` for a worker thread. Returns false, and runs nothing, when
+    /// the queue is full or the pool is shutting down.
+    @discardableResult
     public func submit(_ work: @escaping @Sendable () -> Void) -> Bool {
         condition.lock()
         defer { condition.unlock() }
-        if stopping || jobs.count - head >= queueLimit { return false }
-        jobs.append(work)
+        guard !stopping, waiting < queueLimit else { return false }
+        jobs[(first + waiting) % queueLimit] = work
+        waiting += 1
         condition.signal()
         return true
     }
 
-    /// Queues `work` whatever the queue's length (work that must run, and whose
-    /// callers bound it themselves).
-    public func submitWaiting(_ work: @escaping @Sendable () -> Void) {
-        condition.lock()
-        jobs.append(work)
-        condition.signal()
-        condition.unlock()
-    }
-
-    /// Jobs waiting (not yet running).
+    /// Jobs waiting for a thread (not the running ones).
     public var queued: Int {
         condition.lock()
         defer { condition.unlock() }
-        return jobs.count - head
+        return waiting
     }
 
-    /// Lets the queued jobs finish, then ends the threads.
-    public func stop() {
+    /// Jobs running now.
+    public var active: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return running
+    }
+
+    /// Refuses new work, lets the workers finish what is queued, and returns once
+    /// every worker has exited. Later calls return at once. Not from inside a job
+    /// (it would wait for itself).
+    public func shutdown() {
         condition.lock()
         stopping = true
         condition.broadcast()
         condition.unlock()
+        exited.wait()
     }
 
-    private func run() {
-        while true {
-            condition.lock()
-            while head == jobs.count && !stopping { condition.wait() }
-            if head == jobs.count {
-                condition.unlock()
-                return
+    private func startWorker(_ index: Int) {
+        exited.enter()
+        let thread = Thread { [self] in
+            // Named from inside: on Linux, Foundation gives a name set before
+            // `start` to the Thread object only, not to the system thread (ps, gdb).
+            Thread.current.name = "parley-pool-\(index)"
+            while let job = nextJob() {
+                job()
+                finishedJob()
             }
-            let job = jobs[head]
-            head += 1
-            if head == jobs.count {
-                jobs.removeAll(keepingCapacity: true)
-                head = 0
-            } else if head > 1024 && head * 2 > jobs.count {
-                jobs.removeFirst(head)
-                head = 0
-            }
-            condition.unlock()
-            job()
+            exited.leave()
         }
+        thread.start()
+    }
+
+    /// The oldest queued job; nil once the pool is stopping and the queue is empty.
+    private func nextJob() -> (@Sendable () -> Void)? {
+        condition.lock()
+        defer { condition.unlock() }
+        while waiting == 0 {
+            if stopping { return nil }
+            condition.wait()
+        }
+        let job = jobs[first]
+        jobs[first] = nil
+        first = (first + 1) % queueLimit
+        waiting -= 1
+        running += 1
+        return job
+    }
+
+    private func finishedJob() {
+        condition.lock()
+        running -= 1
+        condition.unlock()
     }
 }
