@@ -372,3 +372,13 @@ class RawClient:
             self.sock.close()
         except OSError:
             pass
+
+
+def unsubscribe(pid, filters, version=5, properties=None, flags=0x02):
+    """filters: list of topic filter strings."""
+    body = struct.pack("!H", pid)
+    if version == 5:
+        body += properties if properties is not None else props()
+    for f in filters:
+        body += s(f)
+    return packet(UNSUBSCRIBE, flags, body)
