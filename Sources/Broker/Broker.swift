@@ -49,7 +49,7 @@ public final class Broker: BrokerServices, @unchecked Sendable {
         self.plugins = plugins
         hookLists = (0..<PluginHooks.count).map { bit in plugins.filter { $0.hooks.contains(PluginHooks(rawValue: 1 << bit)) } }
         workers = BlockingPool(threads: max(1, min(4, ProcessInfo.processInfo.activeProcessorCount)),
-                               queueLimit: config.blockingQueueLimit, name: "parley-worker")
+                               queueLimit: config.blockingQueueLimit)
     }
 
     /// Client ids of the broker's internal clients; refused from the network.
@@ -217,7 +217,7 @@ public final class Broker: BrokerServices, @unchecked Sendable {
         for ctx in loops { ctx.loop.join() }
         for plugin in plugins { plugin.stop() }
         database?.stop()
-        workers.stop()
+        workers.shutdown()
         Log.info("broker.stopped")
     }
 
@@ -265,7 +265,8 @@ public final class Broker: BrokerServices, @unchecked Sendable {
     }
 
     public func runBlocking(_ work: @escaping @Sendable () -> Void) {
-        workers.submitWaiting(work)
+        // Work that must run: past the pool's bound it goes to the shared queue.
+        if !workers.submit(work) { DispatchQueue.global().async(execute: work) }
     }
 
     public func runBounded(_ work: @escaping @Sendable () -> Void) -> Bool {

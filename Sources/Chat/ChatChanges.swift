@@ -43,7 +43,11 @@ extension ChatPlugin {
             }
         case "room":
             let (before, after) = try directory.reloadRoom(subject, from: db)
+            for user in after.subtracting(before) {
+                unread.set(user: user, room: subject, count: 0)
+            }
             for user in before.subtracting(after) {
+                unread.remove(user: user, room: subject)
                 let name = directory.user(user)?.name ?? user
                 services.revoke(username: name, topicPrefix: "rooms/\(subject)/")
                 services.accessChanged(username: name)

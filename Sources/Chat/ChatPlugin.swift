@@ -48,8 +48,11 @@ public final class ChatPlugin: BrokerPlugin, @unchecked Sendable {
     let settings: ChatSettings
     let directory = ChatDirectory()
     let sequences = RoomSequences()
+    /// The inbox sequences, keyed by the recipient's canonical name.
+    let inboxes = RoomSequences()
     let limiter = LoginLimiter()
     let presence = PresenceCounter()
+    let unread = UnreadCounts()
     private(set) var services: BrokerServices!
     /// The last chat_changes row applied.
     let lastChangeSeen = Atomic<Int64>(0)
@@ -64,12 +67,17 @@ public final class ChatPlugin: BrokerPlugin, @unchecked Sendable {
         let storage = services.storage
         try storage.migrate(ChatSchema.name, ChatSchema.migrations)
         let now = Timestamp.now()
-        let rooms = try storage.load { db -> [String: RoomSequence] in
+        let (rooms, inboxIDs) = try storage.load { db -> ([String: RoomSequence], [String: RoomSequence]) in
             try directory.load(from: db, now: now)
+            try unread.load(db)
             lastChangeSeen.store(try db.scalarInt("SELECT max(id) FROM chat_changes") ?? 0, ordering: .relaxed)
-            return try Self.loadSequences(db, now: now)
+            var inboxes: [String: RoomSequence] = [:]
+            let q = try db.prepare("SELECT user, max(id) FROM chat_inbox GROUP BY user")
+            while try q.step() { inboxes[q.text(0) ?? ""] = RoomSequence(lastID: q.int(1)) }
+            return (try Self.loadSequences(db, now: now), inboxes)
         }
         sequences.prepare(loops: services.loopCount, loaded: rooms)
+        inboxes.prepare(loops: services.loopCount, loaded: inboxIDs)
         try clearStalePresence(storage, now: now)
     }
 
@@ -78,10 +86,10 @@ public final class ChatPlugin: BrokerPlugin, @unchecked Sendable {
         var rooms: [String: RoomSequence] = [:]
         let last = try db.prepare("SELECT room, max(id) FROM chat_messages GROUP BY room")
         while try last.step() { rooms[last.text(0) ?? ""] = RoomSequence(lastID: last.int(1)) }
-        let keys = try db.prepare("SELECT room, sender, ckey, id, ts FROM chat_messages WHERE ckey IS NOT NULL AND ts > ?")
+        let keys = try db.prepare("SELECT room, sender_key, ckey, id, ts FROM chat_messages WHERE ckey IS NOT NULL AND ts > ?")
         keys.bind(1, now - RoomSequence.clientKeyLifetime)
         while try keys.step() {
-            let key = Credentials.canonicalName(keys.text(1) ?? "") + "\u{0}" + (keys.text(2) ?? "")
+            let key = (keys.text(1) ?? "") + "\u{0}" + (keys.text(2) ?? "")
             rooms[keys.text(0) ?? ""]?.clientKeys[key] = (keys.int(3), keys.int(4))
         }
         return rooms
@@ -148,6 +156,7 @@ public final class ChatPlugin: BrokerPlugin, @unchecked Sendable {
         case .roomTyping(let room): typing(room: room, from: client, completion)
         case .roomReceipts(let room): receipt(message, room: room, from: client, completion)
         case .roomHistory(let room): history(message, room: room, from: client, completion)
+        case .inbox(let owner): directMessage(message, to: owner, from: client, completion)
         default: completion(.accept)
         }
     }
@@ -166,5 +175,6 @@ public final class ChatPlugin: BrokerPlugin, @unchecked Sendable {
 
     public func tick(now: UInt64) {
         pollChanges()
+        publishUnread()
     }
 }

@@ -14,8 +14,11 @@ public enum ChatSchema {
             read_up_to INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(room, user)) WITHOUT ROWID;
         CREATE INDEX chat_members_user ON chat_members(user);
         CREATE TABLE chat_messages(room TEXT NOT NULL, id INTEGER NOT NULL, sender TEXT NOT NULL,
-            ts INTEGER NOT NULL, body TEXT NOT NULL, ckey TEXT, PRIMARY KEY(room, id)) WITHOUT ROWID;
-        CREATE UNIQUE INDEX chat_messages_ckey ON chat_messages(room, sender, ckey) WHERE ckey IS NOT NULL;
+            sender_key TEXT NOT NULL, ts INTEGER NOT NULL, body TEXT NOT NULL, ckey TEXT,
+            PRIMARY KEY(room, id)) WITHOUT ROWID;
+        CREATE UNIQUE INDEX chat_messages_ckey ON chat_messages(room, sender_key, ckey) WHERE ckey IS NOT NULL;
+        CREATE TABLE chat_inbox(user TEXT NOT NULL, id INTEGER NOT NULL, sender TEXT NOT NULL, ts INTEGER NOT NULL,
+            body TEXT NOT NULL, PRIMARY KEY(user, id)) WITHOUT ROWID;
         CREATE TABLE chat_presence(user TEXT PRIMARY KEY, online INTEGER NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID;
         CREATE TABLE chat_changes(id INTEGER PRIMARY KEY, kind TEXT NOT NULL, subject TEXT NOT NULL,
             detail TEXT, created_at INTEGER NOT NULL);

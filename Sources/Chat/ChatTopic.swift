@@ -64,6 +64,7 @@ enum ChatTopic: Equatable {
     static func events(_ room: String) -> String { "rooms/\(room)/events" }
     static func presence(_ user: String) -> String { "presence/\(user)" }
     static func unread(_ user: String) -> String { "users/\(user)/unread" }
+    static func inbox(_ user: String) -> String { "users/\(user)/inbox" }
 }
 
 /// Room names: 1-64 characters `[a-z0-9_-]`, starting with a letter or digit.

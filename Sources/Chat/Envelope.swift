@@ -30,6 +30,18 @@ enum Envelope {
         return p
     }
 
+    /// `{"id", "from", "ts", "body"}` (a direct message; `id` in the recipient's inbox).
+    static func direct(id: Int64, from: String, ts: Int64, body: String) -> [UInt8] {
+        var w = JSONWriter()
+        w.object { o in
+            o.field("id", id)
+            o.field("from", from)
+            o.field("ts", Timestamp.iso(ts))
+            o.field("body", body)
+        }
+        return w.bytes
+    }
+
     /// `{"from", "ts"}` (typing).
     static func typing(from: String, ts: Int64) -> [UInt8] {
         var w = JSONWriter()

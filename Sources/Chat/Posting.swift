@@ -60,12 +60,45 @@ extension ChatPlugin {
                 qos: message.qos, retain: false, properties: Envelope.postProperties(id: id, from: from, ts: ts),
                 origin: message.origin, receivedAt: ctx.now)
             let row = PluginWrite(plugin: name) { db in
-                try db.cached("INSERT INTO chat_messages(room, id, sender, ts, body, ckey) VALUES (?, ?, ?, ?, ?, ?)")
-                    .bind(1, room).bind(2, id).bind(3, from).bind(4, ts).bind(5, content.body).bind(6, content.ckey).run()
+                try db.cached("INSERT INTO chat_messages(room, id, sender, sender_key, ts, body, ckey) VALUES (?, ?, ?, ?, ?, ?, ?)")
+                    .bind(1, room).bind(2, id).bind(3, from).bind(4, Credentials.canonicalName(from)).bind(5, ts)
+                    .bind(6, content.body).bind(7, content.ckey).run()
             }
-            ctx.publish(envelope, writes: [row]) { ok in
+            ctx.publish(envelope, writes: [row]) { [self] ok in
+                if ok { unread.posted(room: room, by: from, directory: directory) }
                 completion(ok ? .acceptWithoutRouting : .refuse(.quotaExceeded))
             }
+        }
+    }
+
+    /// A direct message to `users/<user>/inbox`: stamped like a post, with an id in
+    /// the recipient's inbox sequence, stored, then delivered.
+    func directMessage(_ message: Message, to owner: String, from client: ClientInfo,
+                       _ completion: @escaping @Sendable (PublishVerdict) -> Void)
+    {
+        guard let from = client.username, let recipient = directory.user(owner) else {
+            completion(.refuse(.notAuthorized))
+            return
+        }
+        guard let content = PostContent.parse(message.payload, maxBody: settings.maxMessageBody) else {
+            completion(.refuse(.payloadFormatInvalid))
+            return
+        }
+        let key = Credentials.canonicalName(recipient.name)
+        services.onLoop(of: "inbox/" + key) { [self] ctx in
+            let sequence = inboxes.sequence(key, loop: ctx.index)
+            sequence.lastID += 1
+            let id = sequence.lastID
+            let ts = Timestamp.now()
+            let envelope = Message(
+                topic: ByteString(ChatTopic.inbox(recipient.name)),
+                payload: Envelope.direct(id: id, from: from, ts: ts, body: content.body), qos: message.qos, retain: false,
+                properties: Envelope.postProperties(id: id, from: from, ts: ts), origin: message.origin, receivedAt: ctx.now)
+            let row = PluginWrite(plugin: name) { db in
+                try db.cached("INSERT INTO chat_inbox(user, id, sender, ts, body) VALUES (?, ?, ?, ?, ?)")
+                    .bind(1, key).bind(2, id).bind(3, from).bind(4, ts).bind(5, content.body).run()
+            }
+            ctx.publish(envelope, writes: [row]) { ok in completion(ok ? .acceptWithoutRouting : .refuse(.quotaExceeded)) }
         }
     }
 
@@ -105,7 +138,10 @@ extension ChatPlugin {
                 try db.cached("UPDATE chat_members SET read_up_to = max(read_up_to, ?) WHERE room = ? AND user = ?")
                     .bind(1, marker).bind(2, room).bind(3, canonical).run()
             }
-            ctx.publish(out, writes: [write]) { ok in completion(ok ? .acceptWithoutRouting : .refuse(.quotaExceeded)) }
+            ctx.publish(out, writes: [write]) { [self] ok in
+                if ok { recountUnread(user: canonical, room: room, marker: marker) }
+                completion(ok ? .acceptWithoutRouting : .refuse(.quotaExceeded))
+            }
         }
     }
 
