@@ -76,6 +76,13 @@ final class BrokerProcess: @unchecked Sendable {
 
     var pid: Int32 { process.processIdentifier }
     var stderrText: String { log.text }
+
+    /// Waits (bounded) for a stderr line containing `needle` (e.g. an event the test must
+    /// see happen before going on); the line, or nil after `timeout` seconds.
+    func waitForLog(containing needle: String, timeout: Double = 3) -> String? {
+        log.waitForLine(containing: needle, timeout: timeout)
+    }
+
     var isRunning: Bool { process.isRunning }
 
     /// SIGTERM by PID, wait up to `timeout`, then SIGKILL. Returns the exit status.

@@ -21,9 +21,18 @@ struct ConfigFuzzRegressionTests {
         #expect(error?.line == 2)
     }
 
-    @Test("The largest durations that fit are still accepted")
+    /// 71582788 minutes = 4294967280 s, the largest whole number of minutes below
+    /// UInt32.max (which is `never`).
+    @Test("The largest durations that fit are still accepted, with their value")
     func largestDurations() throws {
         var config = ServerConfig()
-        try config.apply(try ConfigFile(path: "ok.conf", text: "connect_timeout = 71582788m\n"))
+        try config.apply(try ConfigFile(path: "ok.conf", text: """
+            connect_timeout = 71582788m
+            max_session_expiry = 71582788m
+            persistent_session_expiry = 49710d
+            """))
+        #expect(config.broker.maxSessionExpiry == 4_294_967_280)
+        #expect(config.broker.persistentSessionExpiry == 4_294_944_000)  // 49710 days
+        #expect(config.broker.connectTimeout == 3600)  // accepted, then capped at an hour
     }
 }

@@ -124,7 +124,8 @@ struct FlowAndAliasTests {
         let c = try TestClient.connected(port: b.port, version: .v5, clientID: unique("c"))
         for id: UInt16 in 1...2 {
             try c.send(.publish(PublishPacket(topic: "rmx", payload: [1], qos: .exactlyOnce, packetID: id)))
-            #expect(try c.expectNext() == .pubrec(AckPacket(packetID: id)))
+            // Nobody subscribes to rmx: accepted with 0x10 (no matching subscribers).
+            #expect(try c.expectNext() == .pubrec(AckPacket(packetID: id, reasonCode: .noMatchingSubscribers)))
         }
         try c.send(.publish(PublishPacket(topic: "rmx", payload: [1], qos: .exactlyOnce, packetID: 3)))
         expectViolation(c, .receiveMaximumExceeded)

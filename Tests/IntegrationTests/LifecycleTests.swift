@@ -62,8 +62,7 @@ struct LifecycleTests {
         let v3 = try TestClient.connected(port: b.port, version: .v3_1_1, clientID: unique("b"))
         try v5.sync()
         try v3.sync()
-        Thread.sleep(forTimeInterval: 0.3)  // let the broker finish starting
-        b.signalTerm()
+        b.signalTerm()  // both clients are in (their PINGRESPs came back); SIGTERM is safe at any moment
         #expect(try v5.expectDisconnect(timeout: 5).reasonCode == .serverShuttingDown)
         #expect(v5.isClosed(within: 3))
         #expect(v3.isClosed(within: 5))

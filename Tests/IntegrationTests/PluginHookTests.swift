@@ -60,7 +60,11 @@ final class RecordingPlugin: BrokerPlugin, @unchecked Sendable {
         if message.topic.hasPrefix("fail/") {
             completion(.implementationSpecificError)
         } else if message.topic.hasPrefix("slow/") {
-            DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) { completion(.success) }
+            let released = "released-ack \(message.topic)"
+            DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) {
+                self.record(released)  // before the completion: the PUBACK can only follow it
+                completion(.success)
+            }
         } else {
             completion(.success)
         }
@@ -157,16 +161,18 @@ struct PluginHookTests {
         try sub.subscribe("slow/#")
         try sub.subscribe("fast/#")
         let pub = try TestClient.connected(port: b.port, version: .v5, clientID: unique("p"))
-        let start = Date()
         try pub.send(.publish(PublishPacket(topic: "slow/1", payload: Array("a".utf8)[...], qos: .atLeastOnce, packetID: 1)))
         try pub.send(.publish(PublishPacket(topic: "fast/2", payload: Array("b".utf8)[...], qos: .atLeastOnce, packetID: 2)))
         var acks: [UInt16] = []
         while acks.count < 2 {
             guard let p = try pub.receive(timeout: 3) else { break }
-            if case .puback(let a) = p { acks.append(a.packetID) }
+            if case .puback(let a) = p {
+                acks.append(a.packetID)
+                // Each PUBACK comes after the plugin let slow/1 go (fast/2's keeps its place behind it).
+                #expect(plugin.seen("released-ack slow/1").count == 1, "PUBACK \(a.packetID) before beforeAck completed")
+            }
         }
         #expect(acks == [1, 2])
-        #expect(Date().timeIntervalSince(start) >= 0.25)
         #expect(plugin.seen("before-ack").count == 2)
         let got = try sub.collectPublishes(for: 0.5).map { sub.topic(of: $0) }
         #expect(Set(got) == ["slow/1", "fast/2"])
@@ -186,10 +192,11 @@ struct PluginHookTests {
         _ = try sub.expectPublish()
         try sub.sync()
         sub.disconnect()
-        Thread.sleep(forTimeInterval: 0.3)
+        let offline = eventually { plugin.seen("offline \(subID)").count == 1 }
+        #expect(offline, "sessionOffline not called within 3 s")
         #expect(plugin.seen("online \(subID)").count == 1)
-        #expect(plugin.seen("offline \(subID)").count == 1)
-        #expect(plugin.seen("delivered d/1 \(subID)").count == 1)
+        let delivered = eventually { plugin.seen("delivered d/1 \(subID)").count == 1 }
+        #expect(delivered, "delivered not called within 3 s")
     }
 
     @Test("BrokerServices: internal publish and subscribe, disconnect by client id, tick")
@@ -203,20 +210,25 @@ struct PluginHookTests {
         }
         let client = try TestClient.connected(port: b.port, version: .v5, clientID: "svc-client")
         try client.subscribe("from-plugin/#")
-        try client.publish("to-plugin/a", "ping", qos: .atLeastOnce)
-        Thread.sleep(forTimeInterval: 0.2)
-        #expect(received.withLock { $0 } == ["ping"])
+        #expect(try client.publish("to-plugin/a", "ping", qos: .atLeastOnce) == .success)
+        let pinged = eventually { received.withLock { $0 } == ["ping"] }
+        #expect(pinged, "the internal subscriber did not get ping")
         services.publish(topic: "from-plugin/b", payload: Array("pong".utf8), qos: .atMostOnce, retain: false,
                          properties: .none)
         #expect(try client.expectPublish().text == "pong")
         services.unsubscribe(token)
-        Thread.sleep(forTimeInterval: 0.1)
-        try client.publish("to-plugin/a", "again", qos: .atLeastOnce)
-        Thread.sleep(forTimeInterval: 0.2)
-        #expect(received.withLock { $0 } == ["ping"])
+        // The unsubscribe runs on the internal client's loop; once it has, nothing matches
+        // to-plugin/# and a v5 QoS 1 PUBLISH there is acknowledged 0x10 (no matching subscribers).
+        let unsubscribed = try eventually {
+            try client.publish("to-plugin/probe", "probe", qos: .atLeastOnce) == .noMatchingSubscribers
+        }
+        #expect(unsubscribed, "to-plugin/# still matched 3 s after unsubscribe")
+        #expect(try client.publish("to-plugin/a", "again", qos: .atLeastOnce) == .noMatchingSubscribers)
+        Thread.sleep(forTimeInterval: 0.2)  // a window in which "again" must not arrive
+        #expect(received.withLock { $0 }.filter { $0 != "probe" } == ["ping"])
         services.disconnect(clientID: "svc-client", reason: .administrativeAction)
         #expect(try client.expectDisconnect().reasonCode == .administrativeAction)
-        Thread.sleep(forTimeInterval: 1.2)
-        #expect(plugin.ticks.load(ordering: .relaxed) >= 1)
+        let ticked = eventually(timeout: 5) { plugin.ticks.load(ordering: .relaxed) >= 1 }
+        #expect(ticked, "no tick within 5 s")
     }
 }

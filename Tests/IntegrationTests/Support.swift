@@ -71,3 +71,15 @@ func subID(_ id: UInt32) -> Properties { props { $0.subscriptionIdentifiers = [i
 extension Packet {
     var publish: PublishPacket? { if case .publish(let p) = self { return p }; return nil }
 }
+
+/// Polls `condition` every 10 ms until it holds or `timeout` seconds pass; true if it held.
+/// A wait for something observable, instead of a fixed sleep:
+/// `let gone = eventually { plugin.seen("offline x").count == 1 }; #expect(gone)`.
+func eventually(timeout: Double = 3, _ condition: () throws -> Bool) rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while true {
+        if try condition() { return true }
+        if Date() >= deadline { return false }
+        Thread.sleep(forTimeInterval: 0.01)
+    }
+}

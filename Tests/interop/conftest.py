@@ -6,7 +6,15 @@
   temporary config file; stopped when the test ends. `tls=True` also waits for
   the TLS listener (`listen_tls = 127.0.0.1:0` or `--mqtts` in `extra_args`)
   and sets `broker.tls_port`.
+- `debug_broker`: like `broker`, with `log_level = debug` (client.connect / client.closed
+  lines for every client), for tests that wait for the broker to notice something.
 - `paho(...)` / `raw(...)`: client factories closed at the end of the test.
+- `wait_until(cond, timeout, what)` / `Broker.wait_log(pattern)`: wait for a condition
+  (polled, bounded) instead of sleeping a fixed time.
+
+Skips: every skipped test is listed in the summary (`-rfEs` in pytest.ini) and fails the
+run unless `PARLEY_ALLOW_SKIPS`, a regular expression (`re.search` against
+"<test id>: <reason>"), allows it; unset or empty allows none. See README.md.
 
 The broker binary is `.build/debug/parley` (override with PARLEY_BIN). It is not
 built here: build it first with
@@ -107,6 +115,20 @@ class Broker:
         with self._lines_lock:
             return list(self.lines)
 
+    def wait_log(self, pattern, timeout=5.0, after=0):
+        """The first log line (from line index `after` on) matching the regex `pattern`;
+        fails with the log tail if none comes within `timeout` seconds."""
+        rx = re.compile(pattern)
+        found = []
+
+        def seen():
+            found[:] = [l for l in self.log()[after:] if rx.search(l)][:1]
+            return bool(found)
+
+        wait_until(seen, timeout, f"a log line matching {pattern!r}",
+                   detail=lambda: "\n".join(self.log()[-15:]))
+        return found[0]
+
     def terminate(self, timeout=5.0):
         """SIGTERM by PID and wait; returns the exit code (None if it had to be killed)."""
         if self.proc is None:
@@ -148,6 +170,19 @@ class Broker:
 DEFAULT_CONFIG = "sys_interval = 1\n"
 
 
+def wait_until(cond, timeout=5.0, what="the condition", step=0.02, detail=None):
+    """Polls `cond()` until it is true; AssertionError naming `what` after `timeout` seconds.
+    For waits on something observable, instead of a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if cond():
+            return
+        if time.monotonic() >= deadline:
+            extra = ("\n" + detail()) if detail else ""
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}{extra}")
+        time.sleep(step)
+
+
 def _probe(b):
     """Connect, CONNECT, CONNACK: lets any deferred work on the loops run, so a crash it
     causes is attributed to the test that caused it."""
@@ -185,6 +220,25 @@ def broker(request):
     b.stop()
     if problem:
         pytest.fail(problem, pytrace=False)
+
+
+@pytest.fixture
+def debug_broker(request):
+    """`broker` with `log_level = debug`: every client's connect and close is logged
+    (`event=client.closed client=ID ... by=peer|broker`), so a test can wait for the broker
+    to have noticed a dropped connection with `debug_broker.wait_log(...)`."""
+    b = Broker(DEFAULT_CONFIG + "log_level = debug\n", name="debug_broker").start()
+    request.node.parley_brokers = [b]
+    yield b
+    problem = _check_alive(b)
+    b.stop()
+    if problem:
+        pytest.fail(problem, pytrace=False)
+
+
+def closed_line(client_id):
+    """The debug log pattern of the broker closing or noticing the close of `client_id`."""
+    return rf"event=client\.closed client={re.escape(client_id)} "
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -265,3 +319,59 @@ def cid(request):
         return f"{role}-{base}-{suffix}"
 
     return make
+
+
+# --- skips ----------------------------------------------------------------------------
+# A skipped test is a check that did not run, so a skip is never silent: each one is listed
+# at the end (`-rfEs` in pytest.ini and the section below), and one whose "<test id>: <reason>"
+# the regular expression PARLEY_ALLOW_SKIPS does not match (unset or empty: none is allowed)
+# makes the session fail (exit status 1) with an "UNEXPECTED SKIP" line that Tests/run.sh
+# counts. Example: PARLEY_ALLOW_SKIPS='cannot mount a tmpfs' on a machine without root.
+
+ALLOW_SKIPS = os.environ.get("PARLEY_ALLOW_SKIPS", "")
+_skips = []  # (nodeid, reason, allowed)
+
+
+def skip_allowed(text, pattern=None):
+    pattern = ALLOW_SKIPS if pattern is None else pattern
+    return bool(pattern) and re.search(pattern, text) is not None
+
+
+def _skip_reason(report):
+    lr = report.longrepr
+    if isinstance(lr, tuple) and len(lr) == 3:
+        reason = lr[2]
+    else:
+        reason = str(lr)
+    return reason[len("Skipped: "):] if reason.startswith("Skipped: ") else reason
+
+
+def _note_skip(report):
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = _skip_reason(report)
+        _skips.append((report.nodeid, reason, skip_allowed(f"{report.nodeid}: {reason}")))
+
+
+def pytest_runtest_logreport(report):
+    _note_skip(report)
+
+
+def pytest_collectreport(report):
+    _note_skip(report)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if not _skips:
+        return
+    tr = terminalreporter
+    tr.write_sep("=", f"{len(_skips)} skipped (PARLEY_ALLOW_SKIPS={ALLOW_SKIPS!r})")
+    for nodeid, reason, allowed in _skips:
+        tr.write_line(f"{'ALLOWED SKIP' if allowed else 'UNEXPECTED SKIP'} {nodeid}: {reason}")
+    if any(not allowed for _, _, allowed in _skips):
+        tr.write_line("An unexpected skip fails the run: make the test run here, or allow its reason "
+                      "with PARLEY_ALLOW_SKIPS (a regular expression; see Tests/interop/README.md).")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if any(not allowed for _, _, allowed in _skips) and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

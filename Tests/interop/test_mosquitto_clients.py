@@ -9,7 +9,7 @@ import pytest
 
 from pahoclient import prop, publish_props
 
-VERSIONS = {4: "mqttv311", 5: "mqttv5"}
+VERSIONS = {3: "mqttv31", 4: "mqttv311", 5: "mqttv5"}
 
 
 class Sub:

@@ -2,7 +2,6 @@
 exits 0 (SPEC 7: SIGTERM drains and shuts down cleanly)."""
 
 import signal
-import time
 
 import raw as r
 
@@ -23,9 +22,9 @@ def test_sigterm_v5_clients_get_disconnect_0x8b_and_process_exits_0(start_broker
         reason, _ = c.wait_disconnect()
         assert reason == 0x8B, f"paho client got reason {reason:#x}, expected 0x8B"
     got = wire.expect_closed(timeout=2)
-    assert got and got[-1].type == r.DISCONNECT and got[-1].reason == 0x8B, got
+    assert len(got) == 1 and got[0].type == r.DISCONNECT and got[0].reason == 0x8B, got
     # 3.1.1 has no server DISCONNECT: the connection is just closed.
-    assert all(p.type != r.DISCONNECT for p in old.expect_closed(timeout=2))
+    assert old.expect_closed(timeout=2) == []
 
 
 def test_sigterm_right_after_listener_open_exits_0(start_broker):
@@ -34,10 +33,8 @@ def test_sigterm_right_after_listener_open_exits_0(start_broker):
     results = []
     for _ in range(8):
         b = start_broker(on_listen=lambda b: b.proc.send_signal(signal.SIGTERM))
-        t0 = time.monotonic()
-        code = b.terminate(timeout=3)
+        code = b.terminate(timeout=3)  # bounded: None if it had to be killed
         results.append(code if code is not None else "hung (no exit 3 s after SIGTERM)")
-        assert time.monotonic() - t0 < 4
     assert results == [0] * 8, f"exit codes after an early SIGTERM: {results}"
 
 

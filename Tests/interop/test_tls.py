@@ -23,7 +23,7 @@ import time
 import pytest
 
 import raw as r
-from conftest import BIN
+from conftest import BIN, wait_until
 from pahoclient import PahoClient
 from raw import Closed, RawClient
 from test_mosquitto_clients import Sub, mpub
@@ -437,7 +437,7 @@ def test_tls_slow_reader_stream_stays_intact(start_broker, certs, topic):
         for i in range(n):
             pub.send(r.publish(topic, payload(i), qos=1, pid=(i % 60000) + 1, version=4))
             pub.read_type(r.PUBACK, timeout=10)
-        time.sleep(0.5)
+        time.sleep(0.5)  # not a wait for a condition: lets the broker's writes to `slow` back up
         got = []
         deadline = time.monotonic() + 30
         while len(got) < n and time.monotonic() < deadline:
@@ -637,11 +637,12 @@ def test_tls13_key_update_requested_by_client(tls_broker, paho, certs, topic, ci
     t.start()
     try:
         wait_for(b"Verify return code: 0 (ok)")
-        # One stdin read is one command or one block of data: pause between them.
+        # One stdin read is one command or one block of data: each block is answered (its
+        # CONNACK / SUBACK bytes on stdout) before the next is written.
         p.stdin.write(r.connect("keyupdate-" + cid("k"), version=4)); p.stdin.flush()
-        time.sleep(0.3)
+        at = wait_for(b"\x20\x02\x00\x00")  # CONNACK, accepted
         p.stdin.write(r.subscribe(1, [(topic, 0)], version=4)); p.stdin.flush()
-        time.sleep(0.3)
+        wait_for(b"\x90\x03\x00\x01\x00", start=at)  # SUBACK id 1, QoS 0
         with lock:
             mark = len(out)
         p.stdin.write(b"K\n"); p.stdin.flush()
@@ -671,17 +672,40 @@ def test_tls12_renegotiation_refused(tls_broker, certs):
     p = subprocess.Popen(["openssl", "s_client", "-connect", f"{HOST}:{b.tls_port}", "-tls1_2", "-msg",
                           "-CAfile", certs.ca_a, "-verify_ip", HOST],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = bytearray()
+    lock = threading.Lock()
+
+    def reader():
+        for chunk in iter(lambda: p.stdout.read1(65536), b""):
+            with lock:
+                out.extend(chunk)
+
+    def wait_for(needle, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with lock:
+                if needle in out:
+                    return
+            time.sleep(0.02)
+        with lock:
+            raise AssertionError(f"{needle!r} not seen:\n{bytes(out).decode(errors='replace')[-3000:]}")
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
     try:
-        time.sleep(0.5)
+        wait_for(b"Verify return code: 0 (ok)")  # the handshake is done
         p.stdin.write(r.connect("renegotiate", version=4)); p.stdin.flush()
-        time.sleep(0.3)
+        wait_for(b"\x20\x02\x00\x00")  # CONNACK: the CONNECT was read on its own
         p.stdin.write(b"R\n"); p.stdin.flush()
-        out, _ = p.communicate(timeout=10)
+        p.stdin.close()
+        p.wait(10)
     finally:
         if p.poll() is None:
             p.kill()
             p.wait(5)
-    text = out.decode(errors="replace")
+        t.join(2)
+    with lock:
+        text = bytes(out).decode(errors="replace")
     assert "RENEGOTIATING" in text, text
     # Alert level 1 (warning), description 100 (no_renegotiation), from the broker.
     assert re.search(r"<<< TLS 1.2, Alert \[length 0002\], warning no_renegotiation", text), text[-3000:]
@@ -774,6 +798,7 @@ def test_garbage_tls_handshake_is_closed(tls_broker, certs, topic, kind):
 def test_client_vanishing_mid_handshake(tls_broker, certs, topic):
     """A ClientHello, then a reset (and a half-close in a second try): closed, no busy loop."""
     b = tls_broker
+    mark = len(b.log())
     for how in ("reset", "half-close"):
         ctx = client_ctx(certs.ca_a)
         incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
@@ -797,7 +822,10 @@ def test_client_vanishing_mid_handshake(tls_broker, certs, topic):
     s.shutdown(socket.SHUT_WR)
     read_until_eof(s, 2.0)
     s.close()
-    time.sleep(0.3)
+    # The broker has dealt with all three (one tls.handshake_failed line each) before the
+    # idle CPU is measured.
+    wait_until(lambda: sum("event=tls.handshake_failed" in l for l in b.log()[mark:]) >= 3, 5,
+               "three tls.handshake_failed lines")
     before = cpu_seconds(b.proc.pid)
     time.sleep(1.0)
     used = cpu_seconds(b.proc.pid) - before
@@ -824,12 +852,17 @@ def test_silent_client_on_tls_port_closed_after_connect_timeout(start_broker, pa
     start = time.monotonic()
     cpu0 = cpu_seconds(b.proc.pid)
     try:
+        s.settimeout(1.5)  # well inside connect_timeout: nothing, and still open
+        try:
+            data = s.recv(1)
+            raise AssertionError(f"closed or answered before connect_timeout: {data!r}")
+        except socket.timeout:
+            pass
         read_until_eof(s, 6.0)
     finally:
         s.close()
     took = time.monotonic() - start
     cpu = cpu_seconds(b.proc.pid) - cpu0
-    assert 1.5 <= took <= 4.5, f"closed after {took:.2f}s, expected ~2s"
     assert cpu < took * 0.5, f"broker used {cpu:.2f}s CPU while waiting {took:.2f}s (busy loop?)"
     wait_log(b, r"event=client\.connect_timeout")
     assert other.publish(topic, b"alive", 1) == 0
@@ -912,12 +945,11 @@ def test_tls_start_error(certs, tmp_path, case, command):
     else:
         args = ["check-config", "--config", cfg]
     try:
-        rc, err, took = run_parley(args, as_nobody=as_nobody)
+        rc, err, _ = run_parley(args, as_nobody=as_nobody)  # bounded: fails if still running
     finally:
         if as_nobody:
             shutil.rmtree(d, ignore_errors=True)
     assert rc != 0, f"exit 0; output:\n{err}"
-    assert took < 5, f"took {took:.1f}s to fail"
     for want in expect:
         want = cfg if want == "CONFIG" else want
         assert want in err, f"{want!r} not in:\n{err}"
@@ -1019,7 +1051,9 @@ def test_bench_client_verifies_server_certificate(tls_broker, certs, case):
             "--cafile", certs.ca_b if case == "other-ca" else certs.ca_a]
     if case == "wrong-name":
         args += ["--servername", "mqtt.example.com"]
-    rc, out, took = run_parley(args, timeout=20)
+    # A refused client ends the run at once: the bound (15 s) is below bench's set-up wait
+    # (30 s), so a run that waited it out fails in run_parley instead of passing late.
+    rc, out, _ = run_parley(args, timeout=20 if case == "verified" else 15)
     if case == "verified":
         assert rc == 0, out
         result = out.strip().splitlines()[-1]
@@ -1027,4 +1061,3 @@ def test_bench_client_verifies_server_certificate(tls_broker, certs, case):
     else:
         assert rc == 1, out
         assert "certificate verify failed" in out and "became ready" in out, out
-        assert took < 5, f"took {took:.1f}s to give up"

@@ -2,6 +2,7 @@
 through, receive maximum, maximum packet size both ways, reason strings, server
 keep alive, ACL reason codes."""
 
+import math
 import time
 
 import pytest
@@ -163,14 +164,17 @@ def test_v5_message_expiry_interval_forwarded_reduced_by_time_waited(broker, pah
     sub.disconnect()
     pub = paho(broker.port)
     pub.connect()
+    published = time.monotonic()
     pub.publish(topic, b"x", 1, properties=publish_props(MessageExpiryInterval=60))
-    time.sleep(2.1)
+    time.sleep(2.1)  # the message waits in the queue at least this long
     sub2 = paho(broker.port, client_id)
     sub2.connect(clean_start=False, properties=connect_props(SessionExpiryInterval=30))
     m = sub2.get()
+    waited = m.received_at - published  # at least 2.1 s, measured rather than assumed
     left = prop(m.properties, "MessageExpiryInterval")
     assert left is not None, "expiry interval dropped"
-    assert 55 <= left <= 58, f"expiry interval {left}, expected 60 - ~2"
+    # Reduced by the whole seconds it waited: at least 2, at most what it took (rounded up).
+    assert 60 - math.ceil(waited) <= left <= 58, f"expiry interval {left} after {waited:.2f}s waiting"
 
 
 def test_v5_retained_message_expires(broker, paho, topic):
@@ -349,8 +353,7 @@ def test_v311_oversized_publish_closes_connection(start_broker, raw, topic):
     c = raw(b.port, version=4)
     c.connect("too-big-311", version=4)
     c.send(r.publish(topic, b"Z" * 4000, qos=1, pid=1, version=4))
-    got = c.expect_closed()
-    assert all(p.type != r.PUBACK for p in got), got
+    assert c.expect_closed() == []  # 3.1.1: just the close, no PUBACK
 
 
 # --- reason strings ------------------------------------------------------------------
@@ -393,14 +396,19 @@ def test_v5_server_keep_alive_sent_when_client_asks_for_more_than_max_keepalive(
 
 
 def test_v5_server_keep_alive_is_enforced(start_broker, raw):
-    """The broker enforces the keep alive it granted: 1 s granted -> closed within ~1.5 s of silence."""
+    """The broker enforces the keep alive it granted (1 s, not the 60 s asked for): silence is
+    left alone for less than 1.5 x 1 s, then the connection gets DISCONNECT 0x8D and is closed
+    (long before the client's own 60 s)."""
     b = start_broker("max_keepalive = 1\n")
     c = raw(b.port)
     ca = c.connect("ska-enforced", keepalive=60)
     assert ca.props.get("ServerKeepAlive") == 1
-    t0 = time.monotonic()
-    c.expect_closed(timeout=4)
-    assert time.monotonic() - t0 <= 3.0
+    try:
+        c.expect_nothing(1.2)
+    except r.Closed:
+        raise AssertionError("closed before 1.5 x the granted keep alive")
+    got = c.expect_closed(timeout=5)
+    assert len(got) == 1 and got[0].type == r.DISCONNECT and got[0].reason == 0x8D, got
 
 
 # --- ACL -------------------------------------------------------------------------------
