@@ -137,7 +137,7 @@ public enum ConnectReturnCode: UInt8, Sendable {
         case 0x84: self = .unacceptableProtocolVersion
         case 0x85: self = .identifierRejected
         case 0x86, 0x8C: self = .badUserNameOrPassword
-        case 0x87, 0x8A: self = .notAuthorized
+        case 0x87, 0x8A, 0x9F: self = .notAuthorized  // a lock-out reads as "not authorised" (SPEC 2)
         default: self = .serverUnavailable
         }
     }
