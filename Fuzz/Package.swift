@@ -23,6 +23,10 @@ let package = Package(
         .executableTarget(
             name: "fuzz-config", dependencies: [.product(name: "FuzzHarnesses", package: "parley")],
             path: "Sources/FuzzConfig"),
+        // (f) the chat plugin's payload readers: posts, history queries, receipts.
+        .executableTarget(
+            name: "fuzz-chat", dependencies: [.product(name: "FuzzHarnesses", package: "parley")],
+            path: "Sources/FuzzChatPayload"),
         // (c) topic names, topic filters, matching and UTF-8 validation.
         .executableTarget(
             name: "fuzz-topic", dependencies: [.product(name: "FuzzHarnesses", package: "parley")],

@@ -11,12 +11,12 @@ public struct ChatSettings: Sendable {
     public var maxMessageBody = 16 * 1024
     /// Access token lifetime, seconds (`token_lifetime`).
     public var tokenLifetime: Int64 = 30 * 24 * 3600
-    /// Password hashing cost (log2 of scrypt's N).
-    public var scryptLogN: UInt8 = 14
+    /// Posts per second and burst per user (`chat_post_rate = 20/100`).
+    public var postRate = (perSecond: 20.0, burst: 100.0)
     public init() {}
 
     /// The keys this plugin reads from the configuration file.
-    public static let keys: Set<String> = ["max_message_body", "token_lifetime"]
+    public static let keys: Set<String> = ["max_message_body", "token_lifetime", "chat_post_rate"]
 
     public init(_ settings: PluginSettings) throws(ConfigError) {
         self.init()
@@ -25,6 +25,16 @@ public struct ChatSettings: Sendable {
                 throw ConfigError(file: v.file, line: v.line, reason: "max_message_body must be a size from 1 to 1M, not '\(v.text)'")
             }
             maxMessageBody = n
+        }
+        if let v = settings["chat_post_rate"] {
+            let parts = v.text.split(separator: "/").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+            guard (1...2).contains(parts.count), let rate = parts[0], rate > 0, rate <= 1_000_000,
+                  parts.count == 1 || (parts[1].map { $0 >= 1 && $0 <= 1_000_000 } ?? false)
+            else {
+                throw ConfigError(file: v.file, line: v.line,
+                                  reason: "chat_post_rate must be POSTS_PER_SECOND[/BURST] (e.g. 20/100), not '\(v.text)'")
+            }
+            postRate = (rate, parts.count == 2 ? parts[1]! : max(1, rate * 5))
         }
         if let v = settings["token_lifetime"] {
             guard let s = ConfigValue.seconds(v.text), s > 0, s != UInt32.max else {
@@ -53,6 +63,9 @@ public final class ChatPlugin: BrokerPlugin, @unchecked Sendable {
     let limiter = LoginLimiter()
     let presence = PresenceCounter()
     let unread = UnreadCounts()
+    let postLimit: PostRateLimit
+    /// Typing and receipts: a quarter of the post budget, shed first.
+    let signalLimit: PostRateLimit
     private(set) var services: BrokerServices!
     /// The last chat_changes row applied.
     let lastChangeSeen = Atomic<Int64>(0)
@@ -60,6 +73,9 @@ public final class ChatPlugin: BrokerPlugin, @unchecked Sendable {
 
     public init(settings: ChatSettings = ChatSettings()) {
         self.settings = settings
+        postLimit = PostRateLimit(.init(perSecond: settings.postRate.perSecond, burst: settings.postRate.burst))
+        signalLimit = PostRateLimit(.init(perSecond: max(1, settings.postRate.perSecond / 4),
+                                          burst: max(1, settings.postRate.burst / 4)))
     }
 
     public func start(_ services: BrokerServices) throws {
@@ -151,13 +167,29 @@ public final class ChatPlugin: BrokerPlugin, @unchecked Sendable {
     public func decidePublish(_ message: Message, from client: ClientInfo,
                               completion: @escaping @Sendable (PublishVerdict) -> Void)
     {
-        switch ChatTopic(message.topic) {
+        let topic = ChatTopic(message.topic)
+        if let limit = rateLimit(for: topic), let user = client.username,
+           !limit.take(Credentials.canonicalName(user), now: Self.clock())
+        {
+            Log.info("chat.rate_limited", ["user": user, "topic": message.topic])
+            completion(.refuse(.messageRateTooHigh))
+            return
+        }
+        switch topic {
         case .roomMessages(let room): post(message, room: room, from: client, completion)
         case .roomTyping(let room): typing(room: room, from: client, completion)
         case .roomReceipts(let room): receipt(message, room: room, from: client, completion)
         case .roomHistory(let room): history(message, room: room, from: client, completion)
         case .inbox(let owner): directMessage(message, to: owner, from: client, completion)
         default: completion(.accept)
+        }
+    }
+
+    private func rateLimit(for topic: ChatTopic) -> PostRateLimit? {
+        switch topic {
+        case .roomMessages, .inbox, .roomHistory: return postLimit
+        case .roomTyping, .roomReceipts: return signalLimit
+        default: return nil
         }
     }
 

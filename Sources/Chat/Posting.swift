@@ -29,6 +29,16 @@ struct PostContent {
     private static func valid(_ body: String, _ max: Int) -> Bool { (1...max).contains(body.utf8.count) }
 }
 
+/// A read receipt `{"up_to": id}`.
+enum ReceiptContent {
+    static func parse(_ payload: ArraySlice<UInt8>) -> Int64? {
+        guard let value = try? JSONValue.parse(payload, maxBytes: 1024, maxDepth: 2), value.object != nil,
+              let upTo = value["up_to"]?.int64, upTo >= 0
+        else { return nil }
+        return upTo
+    }
+}
+
 // Posting, typing, receipts and history over MQTT (SPEC section 3).
 extension ChatPlugin {
     /// A post: its id, envelope and history row are made on the room's loop, in one
@@ -120,9 +130,7 @@ extension ChatPlugin {
     func receipt(_ message: Message, room: String, from client: ClientInfo,
                  _ completion: @escaping @Sendable (PublishVerdict) -> Void)
     {
-        guard let from = client.username, let value = try? JSONValue.parse(message.payload, maxBytes: 1024, maxDepth: 2),
-              let upTo = value["up_to"]?.int64, upTo >= 0
-        else {
+        guard let from = client.username, let upTo = ReceiptContent.parse(message.payload) else {
             completion(.refuse(.payloadFormatInvalid))
             return
         }

@@ -31,6 +31,9 @@ struct FuzzCorpusTests {
     @Test("topic: names, filters and matching agree with the reference on every corpus input")
     func topic() throws { #expect(try Self.replay("topic", fuzzTopic) > 0) }
 
+    @Test("chat: post, history and receipt readers read or refuse every corpus input")
+    func chatPayload() throws { #expect(try Self.replay("chat", fuzzChatPayload) > 0) }
+
     @Test("config: every corpus input gives a configuration or an error naming a line of the file")
     func config() throws { #expect(try Self.replay("config", fuzzConfig) > 0) }
 }
