@@ -144,6 +144,15 @@ struct JSONParserStringTests {
         #expect(try parsed("{\"clé\":\"valeur ☃\"}")["clé"] == "valeur ☃")
     }
 
+    @Test("a U+FEFF opening a string is a character, kept (not a byte order mark to drop)")
+    func leadingFEFF() throws {
+        // Found by fuzz-json: Foundation drops it, which is why the harness escapes it for Foundation.
+        let text = try parsed("\"\u{FEFF}\u{10FFC0}\"")
+        #expect(text.string?.unicodeScalars.map(\.value) == [0xFEFF, 0x10FFC0])
+        #expect(try parsed("{\"\u{FEFF}k\":1,\"k\":2}").object?.count == 2)
+        #expect(try parsed(#""\ufeffa""#).string?.unicodeScalars.first?.value == 0xFEFF)
+    }
+
     @Test("escapes mixed with UTF-8 and plain runs")
     func mixed() throws {
         #expect(try parsed(#"["é\n€", "a\"b", "\u00e9é", "x"]"#) == ["é\n€", "a\"b", "éé", "x"])
