@@ -1,7 +1,8 @@
 // swift-tools-version:6.0
-// libFuzzer harnesses for the MQTT codec. A separate package so that the root
-// package never builds with the fuzzer runtime. The seed generator is the
-// package in SeedGen/ (it has a main, which the fuzzer runtime also defines).
+// libFuzzer harnesses for the MQTT codec, the config file and JSON. A separate
+// package so that the root package never builds with the fuzzer runtime. The seed
+// generator is the package in SeedGen/ (it has a main, which the fuzzer runtime
+// also defines).
 // See README.md.
 import PackageDescription
 
@@ -31,5 +32,9 @@ let package = Package(
         .executableTarget(
             name: "fuzz-topic", dependencies: [.product(name: "FuzzHarnesses", package: "parley")],
             path: "Sources/FuzzTopic"),
+        // (e) the JSON reader and writer: parse, round trip, limits, against Foundation.
+        .executableTarget(
+            name: "fuzz-json", dependencies: [.product(name: "FuzzHarnesses", package: "parley")],
+            path: "Sources/FuzzJSON"),
     ]
 )

@@ -21,7 +21,8 @@ extension JSONValue {
     ///
     /// - Parameters:
     ///   - maxBytes: the largest input accepted, in bytes.
-    ///   - maxDepth: how many arrays and objects may nest (`[[1]]` is 2), 0...1024.
+    ///   - maxDepth: how many arrays and objects may nest (`[[1]]` is 2); must be in
+    ///     0...1024 (anything else is a programming error and traps).
     ///     The reader recurses once per level, so the limit also bounds its stack.
     public static func parse(
         _ bytes: some Collection<UInt8>, maxBytes: Int = defaultMaxBytes, maxDepth: Int = defaultMaxDepth

@@ -19,9 +19,12 @@ public struct JSONWriter: Sendable {
     /// The JSON written so far (after whatever the writer was given to append to).
     public var bytes: [UInt8]
 
-    /// A writer that appends to `bytes` (empty by default).
-    public init(appendingTo bytes: [UInt8] = []) {
+    /// A writer that appends to `bytes` (empty by default), with room reserved for
+    /// `reservingCapacity` more bytes: one allocation instead of a doubling series
+    /// for a typical envelope.
+    public init(appendingTo bytes: [UInt8] = [], reservingCapacity: Int = 256) {
         self.bytes = bytes
+        self.bytes.reserveCapacity(bytes.count + reservingCapacity)
     }
 
     /// Writes an object; `body` adds its members.

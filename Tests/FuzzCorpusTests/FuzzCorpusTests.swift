@@ -36,4 +36,7 @@ struct FuzzCorpusTests {
 
     @Test("config: every corpus input gives a configuration or an error naming a line of the file")
     func config() throws { #expect(try Self.replay("config", fuzzConfig) > 0) }
+
+    @Test("json: every corpus input parses or is refused, round-trips, and agrees with JSONSerialization")
+    func json() throws { #expect(try Self.replay("json", fuzzJSON) > 0) }
 }
