@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 import MQTT
 
 /// `parley bench codec`: single-core decode and encode rates of typical PUBLISH packets.
@@ -62,6 +63,32 @@ struct CodecBenchmark {
             if wanted("encode " + name) {
                 results.append(encode(name: "encode " + name, packet: packet, size: bytes.count, version: version))
             }
+        }
+        let body = Array(#"{"body":"hi there, the meeting moves to room 4 at three o'clock sharp, see you","ckey":"c-1f3a9d7e-0001"}"#.utf8)
+        if only.map({ "json parse chat body".contains($0) }) ?? true {
+            results.append(measure("json parse chat body", bytes: body.count, batch: 10_000) {
+                var sum = 0
+                for _ in 0..<10_000 { if let v = try? JSONValue.parse(body) { sum &+= v.object?.count ?? 0 } }
+                return sum
+            })
+        }
+        if only.map({ "json write envelope".contains($0) }) ?? true {
+            results.append(measure("json write envelope", bytes: 130, batch: 10_000) {
+                var sum = 0
+                for i in 0..<10_000 {
+                    var w = JSONWriter()
+                    w.object { o in
+                        o.field("id", i)
+                        o.field("room", "general")
+                        o.field("from", "alice")
+                        o.field("ts", "2026-12-01T20:15:00.123Z")
+                        o.field("body", "hi there, the meeting moves to room 4")
+                        o.field("ckey", "c-1")
+                    }
+                    sum &+= w.bytes.count
+                }
+                return sum
+            })
         }
         if json {
             let items = results.map {
