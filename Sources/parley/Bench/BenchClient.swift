@@ -66,13 +66,18 @@ final class BenchClient: Connection {
     private var decoder = FrameDecoder()
     private(set) var ready = false
     private var trackers: [Int: SequenceTracker] = [:]
+    private let credentials: (String, String)?
+    /// Chat: the last envelope id seen, and the envelopes whose id was not the next one.
+    private var lastEnvelopeID: Int64 = 0
+    private(set) var idErrors = 0
     private var nextPacketID: UInt16 = 1
     private var payload: [UInt8]
 
-    init(fd: Int32, loop: EventLoop, clientID: String, options: BenchOptions, publisher: PublisherState?,
-         subscribeTo: ByteString?, stats: BenchLoopStats, onSetup: @escaping (Bool) -> Void)
+    init(fd: Int32, loop: EventLoop, clientID: String, options: BenchOptions, credentials: (String, String)? = nil,
+         publisher: PublisherState?, subscribeTo: ByteString?, stats: BenchLoopStats, onSetup: @escaping (Bool) -> Void)
     {
         self.clientID = clientID
+        self.credentials = credentials
         self.options = options
         self.publisher = publisher
         self.subscribeTo = subscribeTo
@@ -93,6 +98,10 @@ final class BenchClient: Connection {
         }
         beginTLSHandshake()
         var connect = ConnectPacket(version: options.version, clientID: clientID, cleanStart: true, keepAlive: 0)
+        if let (user, secret) = credentials {
+            connect.username = user
+            connect.password = Array(secret.utf8)[...]
+        }
         if options.persistent && subscribeTo != nil {
             connect.cleanStart = options.version == .v5
             if options.version == .v5 { connect.properties.sessionExpiryInterval = 600 }
@@ -172,7 +181,17 @@ final class BenchClient: Connection {
 
     private func receivedPublish(_ p: PublishPacket) {
         let now = BenchClient.nanoseconds()
-        let b = p.payload
+        var b = p.payload
+        if options.chat {
+            // An envelope: {"id":N,...,"body":"<40 hex digits>...."}: check the id, read the body.
+            guard let (id, header) = Self.envelope(b) else {
+                fail("not a chat envelope")
+                return
+            }
+            if id != lastEnvelopeID + 1 && lastEnvelopeID != 0 { idErrors += 1 }
+            lastEnvelopeID = id
+            b = header[...]
+        }
         if b.count >= 20 {
             let s = b.startIndex
             var pub = 0
@@ -232,6 +251,15 @@ final class BenchClient: Connection {
             withUnsafeBytes(of: &s) { (p.baseAddress! + 4).copyMemory(from: $0.baseAddress!, byteCount: 8) }
             withUnsafeBytes(of: &t) { (p.baseAddress! + 12).copyMemory(from: $0.baseAddress!, byteCount: 8) }
         }
+        if options.chat {
+            // A chat body is text: the 20 header bytes as 40 hex digits, then dots.
+            let hex = Array("0123456789abcdef".utf8)
+            for k in stride(from: 19, through: 0, by: -1) {
+                let byte = payload[k]
+                payload[2 * k] = hex[Int(byte >> 4)]
+                payload[2 * k + 1] = hex[Int(byte & 15)]
+            }
+        }
         var id: UInt16 = 0
         if options.qos != .atMostOnce {
             id = nextPacketID
@@ -242,8 +270,47 @@ final class BenchClient: Connection {
         sendEncoding { out in _ = try? packet.encode(into: &out, version: options.version) }
     }
 
+    /// The id and the 20 header bytes of a chat envelope.
+    static func envelope(_ b: ArraySlice<UInt8>) -> (Int64, [UInt8])? {
+        let idKey = Array(#""id":"#.utf8), bodyKey = Array(#""body":""#.utf8)
+        guard let idAt = find(idKey, in: b), let bodyAt = find(bodyKey, in: b) else { return nil }
+        var id: Int64 = 0
+        var i = idAt + idKey.count
+        while i < b.endIndex, (0x30...0x39).contains(b[i]) {
+            id = id * 10 + Int64(b[i] - 0x30)
+            i += 1
+        }
+        let start = bodyAt + bodyKey.count
+        guard b.endIndex - start >= 40 else { return nil }
+        var header = [UInt8](repeating: 0, count: 20)
+        for k in 0..<20 {
+            guard let hi = nibble(b[start + 2 * k]), let lo = nibble(b[start + 2 * k + 1]) else { return nil }
+            header[k] = hi << 4 | lo
+        }
+        return (id, header)
+    }
+
+    private static func nibble(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 0x30...0x39: return c - 0x30
+        case 0x61...0x66: return c - 0x61 + 10
+        default: return nil
+        }
+    }
+
+    private static func find(_ needle: [UInt8], in b: ArraySlice<UInt8>) -> Int? {
+        guard b.count >= needle.count else { return nil }
+        var i = b.startIndex
+        while i <= b.endIndex - needle.count {
+            if b[i] == needle[0] && b[i..<(i + needle.count)].elementsEqual(needle) { return i }
+            i += 1
+        }
+        return nil
+    }
+
     /// Totals for the final report.
-    func collect(into totals: inout (unique: Int, duplicates: Int, outOfOrder: Int)) {
+    func collect(into totals: inout (unique: Int, duplicates: Int, outOfOrder: Int, idErrors: Int)) {
+        totals.idErrors += idErrors
         for (_, t) in trackers {
             totals.unique += t.unique
             totals.duplicates += t.duplicates

@@ -38,6 +38,11 @@ struct BenchOptions {
     var connectWindow = 64
     var caFile: String?
     var quiet = false
+    /// Log in with these (user name, password or token) pairs, one per client in turn.
+    var credentials: [(String, String)] = []
+    /// Chat rooms: members post to `rooms/b<R>/messages` and check the envelopes'
+    /// ids (one order, no gap) as well as the payloads.
+    var chat = false
 
     static let usage = """
         usage: parley bench SCENARIO [options]
@@ -63,6 +68,10 @@ struct BenchOptions {
                                  certificate must name the --broker host
           --servername NAME      the name to expect in the certificate instead (also sent as SNI)
           --quiet                no progress lines
+          --users FILE           log in: one "NAME SECRET" line per client (a password or a
+                                 chat access token), used in turn
+          --chat                 rooms as chat rooms (the chat plugin): posts to
+                                 rooms/b<R>/messages; subscribers check envelope ids
         """
 
     static func parse(_ args: [String]) throws -> BenchOptions {
@@ -120,6 +129,20 @@ struct BenchOptions {
                 o.persistent = true
                 i += 1
                 continue
+            case "--users":
+                let path = try value()
+                guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                    throw UsageError("cannot read --users file \(path)")
+                }
+                o.credentials = text.split(separator: "\n").compactMap { line in
+                    let parts = line.split(separator: " ", maxSplits: 1)
+                    return parts.count == 2 ? (String(parts[0]), String(parts[1])) : nil
+                }
+                if o.credentials.isEmpty { throw UsageError("--users file \(path) has no NAME SECRET lines") }
+            case "--chat":
+                o.chat = true
+                i += 1
+                continue
             case "--quiet":
                 o.quiet = true
                 i += 1
@@ -128,6 +151,8 @@ struct BenchOptions {
             }
             i += 2
         }
+        // A chat body carries the 20 header bytes as 40 hex digits.
+        if o.chat { o.payloadSize = max(o.payloadSize, 40) }
         return o
     }
 }

@@ -51,7 +51,7 @@ final class LoadGenerator: @unchecked Sendable {
         case .rooms:
             for r in 0..<o.rooms {
                 for m in 0..<o.members {
-                    let topic = "bench/room/\(r)"
+                    let topic = o.chat ? "rooms/b\(r)/messages" : "bench/room/\(r)"
                     plan.append(("bench-r\(r)-m\(m)", addPublisher(topic, fanout: o.members), ByteString(topic)))
                 }
             }
@@ -103,6 +103,7 @@ final class LoadGenerator: @unchecked Sendable {
                     let fd = try Sockets.connect(o.broker, nonBlocking: true, source: source)
                     let client = BenchClient(
                         fd: fd, loop: loop, clientID: entry.clientID, options: o,
+                        credentials: o.credentials.isEmpty ? nil : o.credentials[n % o.credentials.count],
                         publisher: entry.publisher.map { publishers[$0] }, subscribeTo: entry.subscribe, stats: stats
                     ) { [self] ok in
                         if ok { readyCount.add(1, ordering: .relaxed) } else { failures.add(1, ordering: .relaxed) }
@@ -209,13 +210,16 @@ final class LoadGenerator: @unchecked Sendable {
         }
         // Exact loss, duplicate and order counts, read on each loop's own thread.
         let done = DispatchSemaphore(value: 0)
-        let totals = Mutex<(unique: Int, duplicates: Int, outOfOrder: Int)>((0, 0, 0))
+        let totals = Mutex<(unique: Int, duplicates: Int, outOfOrder: Int, idErrors: Int)>((0, 0, 0, 0))
         let histogram = Mutex(LatencyHistogram())
         for (i, loop) in loops.enumerated() {
             loop.execute { [self] in
-                var t = (unique: 0, duplicates: 0, outOfOrder: 0)
+                var t = (unique: 0, duplicates: 0, outOfOrder: 0, idErrors: 0)
                 for c in clients[i] { c.collect(into: &t) }
-                totals.withLock { $0.unique += t.unique; $0.duplicates += t.duplicates; $0.outOfOrder += t.outOfOrder }
+                totals.withLock {
+                    $0.unique += t.unique; $0.duplicates += t.duplicates; $0.outOfOrder += t.outOfOrder
+                    $0.idErrors += t.idErrors
+                }
                 let h = loopStats[i].histogram
                 histogram.withLock { $0.merge(h) }
                 done.signal()
@@ -229,6 +233,7 @@ final class LoadGenerator: @unchecked Sendable {
         result.lost = max(0, expected - t.unique)
         result.duplicates = t.duplicates
         result.outOfOrder = t.outOfOrder
+        result.idErrors = t.idErrors
         result.histogram = histogram.withLock { $0 }
     }
 
@@ -279,6 +284,8 @@ struct BenchResult {
     var lost = 0
     var duplicates = 0
     var outOfOrder = 0
+    /// Chat: envelopes whose id was not the next of their room at that subscriber.
+    var idErrors = 0
     var histogram = LatencyHistogram()
     var brokerCPUSeconds: Double?
     var brokerPeakRSSKB: Int?
@@ -306,6 +313,7 @@ struct BenchResult {
                 ("max_us", String(format: "%.1f", Double(histogram.maximum) / 1000)),
                 ("lost", "\(lost)"), ("duplicated", "\(duplicates)"), ("out_of_order", "\(outOfOrder)"),
             ]
+            if o.chat { f.append(("id_errors", "\(idErrors)")) }
         }
         if let c = brokerCPUSeconds {
             f.append(("broker_cpu_s", String(format: "%.3f", c)))
