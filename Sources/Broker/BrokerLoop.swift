@@ -331,7 +331,32 @@ final class BrokerLoop {
             Log.info("will.denied", ["client": session.clientID, "topic": will.topic])
             return
         }
-        publish(will)
+        // The same verdicts as a PUBLISH (a will on a chat topic is stamped, or refused).
+        decide(will, from: info, plugins: broker.plugins(providing: .decidePublish)[...]) { [self] verdict in
+            switch verdict {
+            case .accept: publish(will)
+            case .acceptWithoutRouting: break
+            case .refuse(let reason):
+                Log.info("will.refused", ["client": session.clientID, "topic": will.topic, "reason": reason])
+            }
+        }
+    }
+
+    /// Asks the plugins' `decidePublish` in turn, each answer brought back to this
+    /// loop, until one says other than accept (or none is left: accept).
+    func decide(_ message: Message, from info: ClientInfo, plugins: ArraySlice<BrokerPlugin>,
+                _ done: @escaping (PublishVerdict) -> Void)
+    {
+        guard let plugin = plugins.first else {
+            done(.accept)
+            return
+        }
+        let loop = self.loop
+        plugin.decidePublish(message, from: info) { [self] verdict in
+            loop.execute { [self] in
+                if case .accept = verdict { decide(message, from: info, plugins: plugins.dropFirst(), done) } else { done(verdict) }
+            }
+        }
     }
 
     // MARK: Timers

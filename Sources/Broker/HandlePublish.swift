@@ -136,30 +136,11 @@ extension ClientConnection {
             return
         }
         let entry = wait(p, message: message, outcome: nil)
-        runDeciders(message, info: clientInfo, plugins: deciders[...]) { [self] verdict in
+        ctx.decide(message, from: clientInfo, plugins: deciders[...]) { [self] verdict in
             switch verdict {
             case .accept: commitOrRoute(p, message, session, entry)
             case .acceptWithoutRouting: settle(entry, p, nil, .acceptWithoutRouting)
             case .refuse(let code): settle(entry, p, nil, .refuse(code, "refused by a plugin"))
-            }
-        }
-    }
-
-    private func runDeciders(_ message: Message, info: ClientInfo, plugins: ArraySlice<BrokerPlugin>,
-                             _ done: @escaping (PublishVerdict) -> Void)
-    {
-        guard let plugin = plugins.first else {
-            done(.accept)
-            return
-        }
-        let loop = self.loop
-        plugin.decidePublish(message, from: info) { [self] verdict in
-            loop.execute { [self] in
-                if case .accept = verdict {
-                    runDeciders(message, info: info, plugins: plugins.dropFirst(), done)
-                } else {
-                    done(verdict)
-                }
             }
         }
     }

@@ -23,6 +23,13 @@ public final class LoopContext {
         loop.publishInOrder(message, writes: writes, completion: completion)
     }
 
+    /// Runs `work` on this loop once every publish made here before it has been
+    /// committed and routed (or refused): e.g. to acknowledge a repeat only after
+    /// the original it repeats is stored.
+    public func afterPending(_ work: @escaping () -> Void) {
+        loop.publishInOrder(nil, writes: [], completion: { _ in work() })
+    }
+
     /// Runs `work` on this loop after `milliseconds`.
     public func schedule(afterMilliseconds milliseconds: UInt64, _ work: @escaping () -> Void) {
         _ = loop.loop.schedule(afterMilliseconds: milliseconds, work)
@@ -31,10 +38,10 @@ public final class LoopContext {
 
 /// A plugin publish waiting for its commit, or behind one that does.
 final class OrderedPublish {
-    let message: Message
+    let message: Message?
     let completion: ((Bool) -> Void)?
     var outcome: Bool?
-    init(_ message: Message, completion: ((Bool) -> Void)?) {
+    init(_ message: Message?, completion: ((Bool) -> Void)?) {
         self.message = message
         self.completion = completion
     }
@@ -42,9 +49,9 @@ final class OrderedPublish {
 
 extension BrokerLoop {
     /// See `LoopContext.publish`.
-    func publishInOrder(_ message: Message, writes: [PluginWrite], completion: ((Bool) -> Void)?) {
+    func publishInOrder(_ message: Message?, writes: [PluginWrite], completion: ((Bool) -> Void)?) {
         var ops: [StoreOp] = writes.map { .plugin($0) }
-        if let store, message.qos != .atMostOnce,
+        if let store, let message, message.qos != .atMostOnce,
            message.retain || broker.persistentSubscriptions.load(ordering: .relaxed) > 0
         {
             let (id, _) = broker.storeID(of: message)
@@ -76,7 +83,7 @@ extension BrokerLoop {
     private func releaseOrderedPublishes() {
         while let head = orderedPublishes.first, let ok = head.outcome {
             orderedPublishes.removeFirst()
-            if ok { publish(head.message) }
+            if ok, let message = head.message { publish(message) }
             head.completion?(ok)
         }
     }

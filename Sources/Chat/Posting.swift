@@ -58,7 +58,11 @@ extension ChatPlugin {
             let ts = Timestamp.now()
             let key = content.ckey.map { Credentials.canonicalName(from) + "\u{0}" + $0 }
             if let key, sequence.repeated(key, now: ts) != nil {
-                completion(.acceptWithoutRouting)  // a repeat: a success, delivered once
+                // A repeat: a success, delivered once; acknowledged only once the
+                // original is stored (it may still wait for its commit).
+                ctx.afterPending {
+                    completion(sequence.repeated(key, now: ts) != nil ? .acceptWithoutRouting : .refuse(.quotaExceeded))
+                }
                 return
             }
             sequence.lastID += 1
@@ -75,7 +79,11 @@ extension ChatPlugin {
                     .bind(6, content.body).bind(7, content.ckey).run()
             }
             ctx.publish(envelope, writes: [row]) { [self] ok in
-                if ok { unread.posted(room: room, by: from, directory: directory) }
+                if ok {
+                    unread.posted(room: room, by: from, directory: directory)
+                } else if let key {
+                    sequence.forget(key)  // not stored: a retry is a new post
+                }
                 completion(ok ? .acceptWithoutRouting : .refuse(.quotaExceeded))
             }
         }

@@ -20,6 +20,8 @@ final class RoomSequence {
         return prior.id
     }
 
+    func forget(_ key: String) { clientKeys[key] = nil }
+
     func remember(_ key: String, id: Int64, ts: Int64) {
         clientKeys[key] = (id, ts)
         postsSincePrune += 1
