@@ -8,6 +8,8 @@ enum RemoteWork {
     case route(Message)
     /// Deliver to one session there (a shared-subscription pick, a retained copy).
     case deliver(Message, clientID: String, qos: QoS, retain: Bool, subscriptionIDs: [UInt32])
+    /// A user lost access below a topic prefix (after what was routed before it).
+    case revoke(username: String, prefix: ByteString)
 }
 
 /// The broker's state on one event loop: the sessions whose client ids hash here,
@@ -135,6 +137,20 @@ final class BrokerLoop {
                 deliver(message, to: session, qos: qos, retain: retain, subscriptionIDs: ids)
             }
             finishedRouting(message)
+        case .revoke(let username, let prefix):
+            for (_, s) in sessions where s.username == username {
+                revoke(s, below: prefix)
+                s.recheckDeliveries = true
+            }
+        }
+    }
+
+    /// Revokes a user's access below `prefix` on every loop, in order with what this
+    /// loop routed before: a message routed here first still reaches them.
+    func revokeEverywhere(username: String, prefix: ByteString) {
+        for other in broker.loops {
+            let work = RemoteWork.revoke(username: username, prefix: prefix)
+            if other === self { perform(work) } else { send(work, to: other.index) }
         }
     }
 
@@ -332,7 +348,7 @@ final class BrokerLoop {
             return
         }
         // The same verdicts as a PUBLISH (a will on a chat topic is stamped, or refused).
-        decide(will, from: info, plugins: broker.plugins(providing: .decidePublish)[...]) { [self] verdict in
+        let apply = { [self] (verdict: PublishVerdict) in
             switch verdict {
             case .accept: publish(will)
             case .acceptWithoutRouting: break
@@ -340,23 +356,39 @@ final class BrokerLoop {
                 Log.info("will.refused", ["client": session.clientID, "topic": will.topic, "reason": reason])
             }
         }
+        if let verdict = decide(will, from: info, plugins: broker.plugins(providing: .decidePublish)[...], later: apply) {
+            apply(verdict)
+        }
     }
 
-    /// Asks the plugins' `decidePublish` in turn, each answer brought back to this
-    /// loop, until one says other than accept (or none is left: accept).
+    /// Asks the plugins' `decidePublish` in turn until one says other than accept
+    /// (or none is left: accept). Answers given during the call are taken at once
+    /// and returned (the common case: a plain topic costs no hop); when one comes
+    /// later, nil is returned and `later` gets the verdict on this loop.
+    @discardableResult
     func decide(_ message: Message, from info: ClientInfo, plugins: ArraySlice<BrokerPlugin>,
-                _ done: @escaping (PublishVerdict) -> Void)
+                later: @escaping (PublishVerdict) -> Void) -> PublishVerdict?
     {
-        guard let plugin = plugins.first else {
-            done(.accept)
-            return
-        }
-        let loop = self.loop
-        plugin.decidePublish(message, from: info) { [self] verdict in
-            loop.execute { [self] in
-                if case .accept = verdict { decide(message, from: info, plugins: plugins.dropFirst(), done) } else { done(verdict) }
+        var rest = plugins
+        while let plugin = rest.first {
+            rest = rest.dropFirst()
+            let answer = PendingVerdict()
+            let remaining = rest
+            plugin.decidePublish(message, from: info) { [self] verdict in
+                guard answer.deliverLater(verdict) else { return }
+                loop.execute { [self] in
+                    if case .accept = verdict {
+                        if let v = decide(message, from: info, plugins: remaining, later: later) { later(v) }
+                    } else {
+                        later(verdict)
+                    }
+                }
             }
+            guard let verdict = answer.takeNow() else { return nil }
+            if case .accept = verdict { continue }
+            return verdict
         }
+        return .accept
     }
 
     // MARK: Timers
@@ -381,5 +413,29 @@ extension Session {
         guard dropOldestQoS0() else { return false }
         broker.queuedBytes.subtract(before - queuedBytes, ordering: .relaxed)
         return true
+    }
+}
+
+/// A plugin's verdict given either during the `decidePublish` call (taken by the
+/// caller at once) or later, from any thread (then handed to the loop).
+final class PendingVerdict: @unchecked Sendable {
+    private let lock = Mutex<(returned: Bool, verdict: PublishVerdict?)>((false, nil))
+
+    /// Called by the completion: false when the caller has not returned yet and
+    /// will take the verdict itself.
+    func deliverLater(_ verdict: PublishVerdict) -> Bool {
+        lock.withLock { s in
+            if s.returned { return true }
+            s.verdict = verdict
+            return false
+        }
+    }
+
+    /// Called once the plugin's call returned: the verdict if it came during it.
+    func takeNow() -> PublishVerdict? {
+        lock.withLock { s in
+            s.returned = true
+            return s.verdict
+        }
     }
 }

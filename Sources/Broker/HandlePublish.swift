@@ -135,13 +135,19 @@ extension ClientConnection {
             commitOrRoute(p, message, session, nil)
             return
         }
-        let entry = wait(p, message: message, outcome: nil)
-        ctx.decide(message, from: clientInfo, plugins: deciders[...]) { [self] verdict in
+        var entry: PendingPublish? = nil
+        let apply = { [self] (verdict: PublishVerdict) in
             switch verdict {
             case .accept: commitOrRoute(p, message, session, entry)
             case .acceptWithoutRouting: settle(entry, p, nil, .acceptWithoutRouting)
             case .refuse(let code): settle(entry, p, nil, .refuse(code, "refused by a plugin"))
             }
+        }
+        if let verdict = ctx.decide(message, from: clientInfo, plugins: deciders[...], later: { apply($0) }) {
+            apply(verdict)
+        } else {
+            // Decided later (on this loop, so after this assignment): hold its place.
+            entry = wait(p, message: message, outcome: nil)
         }
     }
 

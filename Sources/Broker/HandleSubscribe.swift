@@ -57,6 +57,7 @@ extension ClientConnection {
                 if sub.retainHandling == 0 || (sub.retainHandling == 1 && !existed) {
                     for m in ctx.broker.retained.matching(parsed, now: ctx.now) {
                         if sub.noLocal && m.origin == clientID { continue }
+                        if entry.checkDeliveries && !ctx.broker.mayDeliver(m.topic, to: session) { continue }
                         retainedToSend.append((m, min(m.qos, granted), identifier.map { [$0] } ?? []))
                     }
                 }

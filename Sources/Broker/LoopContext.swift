@@ -30,6 +30,14 @@ public final class LoopContext {
         loop.publishInOrder(nil, writes: [], completion: { _ in work() })
     }
 
+    /// Takes a user's subscriptions below `topicPrefix` away on every loop, drops
+    /// what is queued for them there (memory and disk) and has their remaining
+    /// queued deliveries checked again, after everything routed from this loop
+    /// before (so a last message, such as a kick event, still reaches them).
+    public func revoke(username: String, topicPrefix: String) {
+        loop.revokeEverywhere(username: username, prefix: ByteString(topicPrefix))
+    }
+
     /// Runs `work` on this loop after `milliseconds`.
     public func schedule(afterMilliseconds milliseconds: UInt64, _ work: @escaping () -> Void) {
         _ = loop.loop.schedule(afterMilliseconds: milliseconds, work)

@@ -43,26 +43,30 @@ extension ChatPlugin {
             }
         case "room":
             let (before, after) = try directory.reloadRoom(subject, from: db)
-            for user in after.subtracting(before) {
-                unread.set(user: user, room: subject, count: 0)
+            for user in after.subtracting(before) { unread.set(user: user, room: subject, count: 0) }
+            for user in before.subtracting(after) { unread.remove(user: user, room: subject) }
+            let removed = before.subtracting(after).map { directory.user($0)?.name ?? $0 }
+            let gone = directory.room(subject) == nil
+            let event = detail.flatMap { eventMessage(room: subject, detail: $0) }
+            // On the room's loop: in order with its posts; the event goes first, so
+            // the members it concerns (a kicked one, all of a deleted room's) get it.
+            services.onLoop(of: "room/" + subject) { [self] ctx in
+                if gone { sequences.remove(subject, loop: ctx.index) }
+                let revokeAll = {
+                    for name in removed { ctx.revoke(username: name, topicPrefix: "rooms/\(subject)/") }
+                }
+                if let event { ctx.publish(event) { _ in revokeAll() } } else { revokeAll() }
             }
-            for user in before.subtracting(after) {
-                unread.remove(user: user, room: subject)
-                let name = directory.user(user)?.name ?? user
-                services.revoke(username: name, topicPrefix: "rooms/\(subject)/")
-                services.accessChanged(username: name)
-            }
-            if let detail { publishEvent(room: subject, detail: detail) }
         default:
             break
         }
     }
 
-    /// `{"type", "user", "by", "ts"}` on `rooms/<room>/events`.
-    func publishEvent(room: String, detail: String) {
-        guard let value = try? JSONValue.parse(detail), let type = value["type"]?.string else { return }
+    /// `{"type", "user", "by", "ts"}` for `rooms/<room>/events`.
+    func eventMessage(room: String, detail: String) -> Message? {
+        guard let value = try? JSONValue.parse(detail), let type = value["type"]?.string else { return nil }
         let payload = Envelope.event(type, user: value["user"]?.string, by: value["by"]?.string, ts: Timestamp.now())
-        services.publish(topic: ChatTopic.events(room), payload: payload, qos: .atLeastOnce, retain: false,
-                         properties: .none)
+        return Message(topic: ByteString(ChatTopic.events(room)), payload: payload, qos: .atLeastOnce, retain: false,
+                       origin: nil, receivedAt: 0)
     }
 }

@@ -19,6 +19,11 @@ enum ChatTopic: Equatable {
     case plain
 
     init(_ topic: ByteString) {
+        // Most traffic is plain MQTT: known without splitting or making strings.
+        guard Self.mayBeChat(topic.bytes) else {
+            self = .plain
+            return
+        }
         let levels = topic.bytes.split(separator: 0x2F, omittingEmptySubsequences: false).map {
             String(decoding: $0, as: UTF8.self)
         }
@@ -56,6 +61,15 @@ enum ChatTopic: Equatable {
         default:
             self = .plain
         }
+    }
+
+    private static let prefixes: [[UInt8]] = [Array("rooms".utf8), Array("users".utf8), Array("presence".utf8)]
+
+    /// Whether the first level is one of the chat namespaces.
+    static func mayBeChat(_ bytes: ArraySlice<UInt8>) -> Bool {
+        let end = bytes.firstIndex(of: 0x2F) ?? bytes.endIndex
+        let first = bytes[bytes.startIndex..<end]
+        return prefixes.contains { $0.count == first.count && first.elementsEqual($0) }
     }
 
     static func messages(_ room: String) -> String { "rooms/\(room)/messages" }
