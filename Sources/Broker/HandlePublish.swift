@@ -307,11 +307,19 @@ extension ClientConnection {
         }
     }
 
-    /// A PUBLISH the broker will not route: v5 clients learn why in the ack; 3.x
-    /// clients get an ordinary ack (they have no way to hear a refusal).
+    /// A PUBLISH the broker will not route: v5 clients learn why in the ack. A 3.x
+    /// client has no way to hear a refusal, and a success ack would be a lie: its
+    /// QoS 0 message is dropped (logged), and for QoS 1/2 the connection is closed
+    /// instead, which MQTT-3.3.5-2 allows.
     private func refusePublish(_ p: PublishPacket, _ reason: ReasonCode, _ text: String) {
-        Log.debug("publish.refused", ["client": clientID, "topic": p.topic, "reason": reason])
         ctx.stats.publishDropped += 1
+        if version != .v5 {
+            Log.info("publish.refused", ["client": clientID, "topic": p.topic, "reason": reason,
+                                         "action": p.qos == .atMostOnce ? "dropped" : "closed"])
+            if p.qos != .atMostOnce { closeNow() }
+            return
+        }
+        Log.debug("publish.refused", ["client": clientID, "topic": p.topic, "reason": reason])
         if version == .v5 {
             switch p.qos {
             case .atMostOnce: return
@@ -320,8 +328,6 @@ extension ClientConnection {
             case .exactlyOnce:
                 sendPacket(.pubrec(AckPacket(packetID: p.packetID, reasonCode: reason, properties: reasonProperties(text))))
             }
-        } else {
-            acknowledge(p, .success)
         }
     }
 
