@@ -280,6 +280,11 @@ public final class Broker: BrokerServices, @unchecked Sendable {
 
     public var loopCount: Int { loops.count }
 
+    /// SIGHUP: each plugin gets the settings read again from the file.
+    public func reloadPlugins(_ settings: PluginSettings) {
+        for plugin in plugins { plugin.reload(settings) }
+    }
+
     public func onLoop(of key: String, _ work: @escaping @Sendable (LoopContext) -> Void) {
         let ctx = homeLoop(for: key)
         ctx.loop.execute { work(LoopContext(ctx)) }

@@ -320,6 +320,8 @@ extension ClientConnection {
             return
         }
         Log.debug("publish.refused", ["client": clientID, "topic": p.topic, "reason": reason])
+        // A plugin's code that a PUBACK cannot carry would make an ack that cannot be sent.
+        let reason = reason.isValidForPuback ? reason : .unspecifiedError
         if version == .v5 {
             switch p.qos {
             case .atMostOnce: return

@@ -55,7 +55,9 @@ public final class ChatPlugin: BrokerPlugin, @unchecked Sendable {
         [.authenticate, .authorizePublish, .authorizeSubscribe, .decidePublish, .authorizeDelivery, .storage,
          .sessionEvents, .tick]
     }
-    let settings: ChatSettings
+    private let currentSettings: Mutex<ChatSettings>
+    /// The settings in force (SIGHUP may replace them).
+    var settings: ChatSettings { currentSettings.withLock { $0 } }
     let directory = ChatDirectory()
     let sequences = RoomSequences()
     /// The inbox sequences, keyed by the recipient's canonical name.
@@ -72,10 +74,30 @@ public final class ChatPlugin: BrokerPlugin, @unchecked Sendable {
     let polling = Atomic<Bool>(false)
 
     public init(settings: ChatSettings = ChatSettings()) {
-        self.settings = settings
-        postLimit = PostRateLimit(.init(perSecond: settings.postRate.perSecond, burst: settings.postRate.burst))
-        signalLimit = PostRateLimit(.init(perSecond: max(1, settings.postRate.perSecond / 4),
-                                          burst: max(1, settings.postRate.burst / 4)))
+        currentSettings = Mutex(settings)
+        postLimit = PostRateLimit(Self.postRate(settings))
+        signalLimit = PostRateLimit(Self.signalRate(settings))
+    }
+
+    static func postRate(_ s: ChatSettings) -> PostRateLimit.Rate {
+        .init(perSecond: s.postRate.perSecond, burst: s.postRate.burst)
+    }
+
+    static func signalRate(_ s: ChatSettings) -> PostRateLimit.Rate {
+        .init(perSecond: max(1, s.postRate.perSecond / 4), burst: max(1, s.postRate.burst / 4))
+    }
+
+    /// SIGHUP: new limits and lifetimes apply from now on; bad values keep the old ones.
+    public func reload(_ settings: PluginSettings) {
+        do {
+            let new = try ChatSettings(settings)
+            currentSettings.withLock { $0 = new }
+            postLimit.setRate(Self.postRate(new))
+            signalLimit.setRate(Self.signalRate(new))
+            Log.info("chat.reloaded", ["max_message_body": new.maxMessageBody, "chat_post_rate": "\(new.postRate.perSecond)/\(new.postRate.burst)"])
+        } catch {
+            Log.error("chat.reload_failed", ["error": error])
+        }
     }
 
     public func start(_ services: BrokerServices) throws {
@@ -172,7 +194,8 @@ public final class ChatPlugin: BrokerPlugin, @unchecked Sendable {
            !limit.take(Credentials.canonicalName(user), now: Self.clock())
         {
             Log.info("chat.rate_limited", ["user": user, "topic": message.topic])
-            completion(.refuse(.messageRateTooHigh))
+            // 0x96 (message rate too high) exists only for DISCONNECT; a PUBACK says 0x97.
+            completion(.refuse(.quotaExceeded))
             return
         }
         switch topic {

@@ -14,25 +14,28 @@ final class PostRateLimit: Sendable {
         var at: UInt64
     }
 
-    let rate: Rate
-    private let buckets = Mutex<[String: Bucket]>([:])
+    private let state: Mutex<(rate: Rate, buckets: [String: Bucket])>
 
-    init(_ rate: Rate) { self.rate = rate }
+    init(_ rate: Rate) { state = Mutex((rate, [:])) }
+
+    /// SIGHUP: a new rate, for the buckets as they are.
+    func setRate(_ rate: Rate) { state.withLock { $0.rate = rate } }
 
     /// Takes one token for `user` at `now` (milliseconds); false when none is left.
     func take(_ user: String, now: UInt64) -> Bool {
-        buckets.withLock { all in
-            var b = all[user] ?? Bucket(tokens: rate.burst, at: now)
+        state.withLock { s in
+            let rate = s.rate
+            var b = s.buckets[user] ?? Bucket(tokens: rate.burst, at: now)
             let elapsed = Double(now &- b.at) / 1000
             b.tokens = min(rate.burst, b.tokens + elapsed * rate.perSecond)
             b.at = now
             guard b.tokens >= 1 else {
-                all[user] = b
+                s.buckets[user] = b
                 return false
             }
             b.tokens -= 1
-            all[user] = b
-            if all.count > 50_000 { all = all.filter { $0.value.tokens < rate.burst - 1 } }
+            s.buckets[user] = b
+            if s.buckets.count > 50_000 { s.buckets = s.buckets.filter { $0.value.tokens < rate.burst - 1 } }
             return true
         }
     }

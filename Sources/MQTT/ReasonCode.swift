@@ -106,6 +106,9 @@ public struct ReasonCode: RawRepresentable, Hashable, Sendable, CustomStringConv
 
     // MARK: Which codes each packet may carry (MQTT 5.0 section 2.4 and each packet's table).
 
+    /// Whether a PUBACK or PUBREC may carry this code (MQTT 5.0 section 3.4.2.1).
+    public var isValidForPuback: Bool { Self.pubackPubrec.contains(rawValue) }
+
     static let connack: ByteSet = [
         0x00, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8A, 0x8C, 0x90,
         0x95, 0x97, 0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9F,

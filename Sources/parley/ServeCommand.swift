@@ -233,6 +233,7 @@ final class SignalHandling: @unchecked Sendable {
             let config = try options.load()
             Log.level = config.logLevel
             acl.replace(rules: config.aclRules, defaultAllow: config.aclDefaultAllow)
+            broker.reloadPlugins(config.pluginSettings)
             // New certificates apply to new connections; open ones keep theirs.
             if let holder = broker.tlsContext, let settings = config.broker.tls {
                 holder.replace(try TLSContext(settings))
