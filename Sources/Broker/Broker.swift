@@ -280,6 +280,13 @@ public final class Broker: BrokerServices, @unchecked Sendable {
 
     public var loopCount: Int { loops.count }
 
+    public func publish(_ message: Message, as client: ClientInfo,
+                        completion: @escaping @Sendable (ReasonCode) -> Void)
+    {
+        let ctx = homeLoop(for: client.clientID)
+        ctx.loop.execute { ctx.publish(message, as: client, completion: completion) }
+    }
+
     /// SIGHUP: each plugin gets the settings read again from the file.
     public func reloadPlugins(_ settings: PluginSettings) {
         for plugin in plugins { plugin.reload(settings) }

@@ -12,6 +12,17 @@ public struct ClientInfo: Sendable {
     public let tlsIdentity: String?
     /// True for the broker's own internal clients (plugins publishing).
     public let isInternal: Bool
+
+    public init(clientID: String, username: String?, peer: SocketAddress?, protocolVersion: ProtocolVersion,
+                tlsIdentity: String?, isInternal: Bool)
+    {
+        self.clientID = clientID
+        self.username = username
+        self.peer = peer
+        self.protocolVersion = protocolVersion
+        self.tlsIdentity = tlsIdentity
+        self.isInternal = isInternal
+    }
 }
 
 /// A CONNECT as the authentication hook sees it.
@@ -184,6 +195,11 @@ public protocol BrokerServices: AnyObject, Sendable {
     /// Blocking work (password hashing) on a bounded pool off the loops; false when
     /// the pool's queue is full (answer "server busy").
     func runBounded(_ work: @escaping @Sendable () -> Void) -> Bool
+    /// Publishes as a client would (a REST post made as a user): the `$`-topic rule,
+    /// the plugins' authorization and verdicts, the commit when it must outlive a
+    /// crash, then routing. `completion` gets success (0x10 when nobody subscribes),
+    /// or the refusal's code; on the client id's loop.
+    func publish(_ message: Message, as client: ClientInfo, completion: @escaping @Sendable (ReasonCode) -> Void)
 }
 
 /// A plugin's tables in the broker's SQLite database.

@@ -231,4 +231,61 @@ struct PluginHookTests {
         let ticked = eventually(timeout: 5) { plugin.ticks.load(ordering: .relaxed) >= 1 }
         #expect(ticked, "no tick within 5 s")
     }
+
+    @Test("decidePublish: accept, accept without routing (success ack, no copy), refuse (the code); later verdicts keep arrival order")
+    func decidePublish() throws {
+        let b = try InProcessBroker(plugins: [DecidingPlugin()])
+        let sub = try TestClient.connected(port: b.port, version: .v5, clientID: unique("s"))
+        try sub.subscribe("d/#", qos: .atLeastOnce)
+        let pub = try TestClient.connected(port: b.port, version: .v5, clientID: unique("p"))
+        #expect(try pub.publish("d/plain", "1", qos: .atLeastOnce) == .success)
+        #expect(try pub.publish("d/repeat", "2", qos: .atLeastOnce) == .success)
+        #expect(try pub.publish("d/refuse", "3", qos: .atLeastOnce) == .payloadFormatInvalid)
+        #expect(try pub.publish("d/later", "4", qos: .atLeastOnce) == .success)
+        let got = try sub.collectPublishes(for: 0.8).map(\.text)
+        #expect(got == ["1", "4"], "only the accepted ones are routed: \(got)")
+    }
+
+    @Test("publish(as:): the same checks as a client's PUBLISH, the outcome to a completion")
+    func publishAsClient() throws {
+        let plugin = RecordingPlugin()
+        let b = try InProcessBroker(plugins: [plugin])
+        let services = try #require(plugin.services.withLock { $0 })
+        let sub = try TestClient.connected(port: b.port, version: .v5, clientID: unique("s"))
+        try sub.subscribe("as/#", qos: .atLeastOnce)
+        let client = ClientInfo(clientID: "rest-alice", username: "alice", peer: nil, protocolVersion: .v5,
+                                tlsIdentity: nil, isInternal: false)
+        func publish(_ topic: String) -> ReasonCode? {
+            let result = Mutex<ReasonCode?>(nil)
+            let message = Message(topic: ByteString(topic), payload: Array("hi".utf8), qos: .atLeastOnce, retain: false,
+                                  origin: client.clientID, receivedAt: 0)
+            services.publish(message, as: client) { code in result.withLock { $0 = code } }
+            _ = eventually { result.withLock { $0 } != nil }
+            return result.withLock { $0 }
+        }
+        #expect(publish("as/x") == .success)
+        #expect(try sub.expectPublish().text == "hi")
+        #expect(publish("forbidden/x") == .notAuthorized)
+        #expect(publish("$SYS/x") == .notAuthorized)
+        #expect(publish("nobody/listens") == .noMatchingSubscribers)
+        #expect(plugin.seen("pub-acl alice as/x").count == 1)
+    }
+}
+
+/// Decides on `d/...` topics: repeat -> accept without routing, refuse -> 0x99,
+/// later -> accept from another thread after a while.
+final class DecidingPlugin: BrokerPlugin, @unchecked Sendable {
+    let name = "deciding"
+    let hooks: PluginHooks = [.decidePublish]
+
+    func decidePublish(_ message: Message, from client: ClientInfo,
+                       completion: @escaping @Sendable (PublishVerdict) -> Void)
+    {
+        switch message.topic.string {
+        case "d/repeat": completion(.acceptWithoutRouting)
+        case "d/refuse": completion(.refuse(.payloadFormatInvalid))
+        case "d/later": DispatchQueue.global().asyncAfter(deadline: .now() + 0.2) { completion(.accept) }
+        default: completion(.accept)
+        }
+    }
 }
