@@ -16,14 +16,24 @@ public struct ServerConfig: Sendable {
     public var aclDefaultAllow = true
     /// Where the settings came from, for messages.
     public var source = "built-in defaults"
-    /// The plugins to run (`plugins = chat`), in order.
-    public var plugins: [String] = []
+    /// The plugins to run (`plugins = chat`), in order; `plugins =` runs none.
+    public var plugins: [String] = ["chat"]
     /// The settings of the plugins, by the keys they declared.
     public var pluginSettings = PluginSettings()
     /// Whether the file set allow_anonymous (a plugin may change its default).
     public var allowAnonymousSet = false
     /// The plugins this build knows (the value of `plugins` must name only these).
     public static let knownPlugins: Set<String> = ["chat"]
+
+    /// `chat, ...` (comma-separated; empty: none), every name known.
+    public static func pluginList(_ text: String) throws(ConfigError) -> [String] {
+        let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        for n in names where !knownPlugins.contains(n) {
+            throw ConfigError(file: "", line: 0,
+                              reason: "unknown plugin '\(n)' (known: \(knownPlugins.sorted().joined(separator: ", ")))")
+        }
+        return names
+    }
 
     public init() {}
 
@@ -115,11 +125,11 @@ public struct ServerConfig: Sendable {
                 broker.allowAnonymous = try bool()
                 allowAnonymousSet = true
             case "plugins":
-                let names = e.value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-                for n in names where !Self.knownPlugins.contains(n) {
-                    throw fail("plugins: unknown plugin '\(n)' (known: \(Self.knownPlugins.sorted().joined(separator: ", ")))")
+                do {
+                    plugins = try Self.pluginList(e.value)
+                } catch {
+                    throw fail("plugins: " + error.reason)
                 }
-                plugins = names
             case let key where pluginKeys.contains(key):
                 pluginSettings.values[key] = PluginSettings.Value(text: e.value, file: file.path, line: e.line)
             case "max_packet_size": broker.maxPacketSize = try size(64...maximumVariableInt + 5)

@@ -13,6 +13,7 @@ struct ServeOptions {
     var key: String?
     var data: String?
     var loops: Int?
+    var plugins: String?
 
     static func parse(_ args: [String], command: String) -> Result<ServeOptions, UsageError> {
         var o = ServeOptions()
@@ -44,6 +45,10 @@ struct ServeOptions {
             case "--data":
                 guard let v = value() else { return .failure(UsageError("--data needs a directory")) }
                 o.data = v
+                i += 2
+            case "--plugins":
+                guard let v = value() else { return .failure(UsageError("--plugins needs a list such as chat (or \"\" for none)")) }
+                o.plugins = v
                 i += 2
             case "--loops":
                 guard let v = value(), let n = Int(v), n >= 0, n <= 256 else {
@@ -95,6 +100,13 @@ struct ServeOptions {
         }
         if let data { config.dataDirectory = data }
         if let loops { config.broker.loops = loops }
+        if let plugins {
+            do {
+                config.plugins = try ServerConfig.pluginList(plugins)
+            } catch {
+                throw ConfigError(file: "--plugins", line: 0, reason: error.reason)
+            }
+        }
         return config
     }
 }

@@ -43,6 +43,8 @@ final class BrokerProcess: @unchecked Sendable {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         directory = dir
         var args = ["serve", "--mqtt", "127.0.0.1:0", "--loops", "\(loops)", "--data", dir.appendingPathComponent("data").path]
+        // Plain MQTT (anonymous clients allowed) unless the test's config names plugins.
+        if !(config ?? "").contains("plugins") { args += ["--plugins", ""] }
         if let config {
             let file = dir.appendingPathComponent("parley.conf")
             try config.write(to: file, atomically: true, encoding: .utf8)

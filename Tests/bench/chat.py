@@ -105,8 +105,7 @@ class Server:
             return [ARGS.mosquitto, "-c", str(conf)]
         lines = [f"listen = {HOST}:{port}", f"data_dir = {self.data}", f"durability = {self.durability}",
                  "log_level = warn", "allow_anonymous = true", "sys_interval = 0", "max_inflight = 100"]
-        if self.chat:
-            lines += ["plugins = chat", "chat_post_rate = 1000000/1000000"]
+        lines += ["plugins = chat", "chat_post_rate = 1000000/1000000"] if self.chat else ["plugins ="]
         conf.write_text("\n".join(lines) + "\n")
         return [ARGS.parley, "serve", "--config", str(conf)]
 

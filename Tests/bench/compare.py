@@ -260,7 +260,7 @@ class Broker:
             f"sys_interval = {sys_interval}",
             "",
         ]))
-        return [str(a.parley), "serve", "--config", str(conf)]
+        return [str(a.parley), "serve", "--plugins", "", "--config", str(conf)]  # plain MQTT, as Mosquitto
 
     def start(self, tag):
         last = ""

@@ -49,7 +49,7 @@ def start_parley(port, data, durability):
     conf = os.path.join(data, "..", f"parley-{port}.conf")
     with open(conf, "w") as f:
         f.write(f"durability = {durability}\nsys_interval = 0\nmax_queued_messages = 0\n")
-    p = subprocess.Popen([BIN, "serve", "--mqtt", f"127.0.0.1:{port}", "--data", data, "--config", conf],
+    p = subprocess.Popen([BIN, "serve", "--plugins", "", "--mqtt", f"127.0.0.1:{port}", "--data", data, "--config", conf],
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert wait_port(port), "parley did not start"
     return p

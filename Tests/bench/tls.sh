@@ -30,7 +30,7 @@ wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/n
 start_broker() { # name port -> sets pid
     if [ "$1" = parley ]; then
         printf "durability = none\nsys_interval = 0\n" > "$work/parley.conf"
-        "$bin" serve --config "$work/parley.conf" --mqtt 127.0.0.1:0 --mqtts "127.0.0.1:$2" \
+        "$bin" serve --plugins "" --config "$work/parley.conf" --mqtt 127.0.0.1:0 --mqtts "127.0.0.1:$2" \
             --cert "$work/server.pem" --key "$work/server.key" --data "$work/data" 2>/dev/null &
     else
         printf "listener %s 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n" \

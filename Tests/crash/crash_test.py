@@ -119,7 +119,8 @@ class BrokerProc:
 
     def args(self):
         if self.kind == "parley":
-            return [self.binary, "serve", "--mqtt", f"{HOST}:{self.port}", "--data", self.datadir] + self.extra_args
+            return [self.binary, "serve", "--plugins", "", "--mqtt", f"{HOST}:{self.port}", "--data",
+                    self.datadir] + self.extra_args
         return [self.binary, "-c", self.conf] + self.extra_args
 
     def start(self, timeout=20.0):

@@ -73,6 +73,10 @@ class Broker:
                         "`flock /tmp/parley-build.lock swift build --product parley`", pytrace=False)
         args = [BIN, "serve", "--mqtt", "127.0.0.1:0", "--data", os.path.join(self.tmp, "data"),
                 "--loops", str(self.loops)]
+        # The MQTT suites run the broker without plugins (plain MQTT, anonymous clients
+        # allowed); a test that wants the chat plugin says `plugins = chat`.
+        if "plugins" not in (self.config_text or "") and "--plugins" not in self.extra_args:
+            args += ["--plugins", ""]
         if self.config_text is not None:
             cfg = os.path.join(self.tmp, "parley.conf")
             with open(cfg, "w") as f:

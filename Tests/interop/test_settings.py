@@ -139,7 +139,7 @@ class PinnedBroker(Broker):
     def start(self):
         if not os.access(BIN, os.X_OK):
             pytest.fail(f"broker binary {BIN} not found", pytrace=False)
-        args = [BIN, "serve", "--mqtt", f"127.0.0.1:{self.fixed_port}", "--data",
+        args = [BIN, "serve", "--plugins", "", "--mqtt", f"127.0.0.1:{self.fixed_port}", "--data",
                 os.path.join(self.tmp, "data"), "--loops", str(self.loops)]
         if self.config_text is not None:
             cfg = os.path.join(self.tmp, "parley.conf")
@@ -1017,7 +1017,7 @@ def test_second_broker_on_the_same_port_refuses_to_start(start_broker, paho, top
     b = start_broker()
     other = tempfile.mkdtemp(prefix="parley-interop-second-")
     try:
-        p = subprocess.run([BIN, "serve", "--mqtt", f"127.0.0.1:{b.port}", "--data",
+        p = subprocess.run([BIN, "serve", "--plugins", "", "--mqtt", f"127.0.0.1:{b.port}", "--data",
                             os.path.join(other, "data"), "--loops", "1"],
                            stdin=subprocess.DEVNULL, capture_output=True, timeout=10, cwd=other)
     finally:

@@ -18,7 +18,7 @@ QUOTA_EXCEEDED = 0x97
 
 def run_parley(data_dir, timeout=10):
     """Starts `parley serve` on a free port with this data dir; returns (exit code, stderr)."""
-    p = subprocess.run([BIN, "serve", "--mqtt", "127.0.0.1:0", "--data", data_dir],
+    p = subprocess.run([BIN, "serve", "--mqtt", "127.0.0.1:0", "--data", data_dir, "--plugins", ""],
                        stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
     return p.returncode, p.stderr.decode(errors="replace")
 

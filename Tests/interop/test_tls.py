@@ -941,7 +941,7 @@ def test_tls_start_error(certs, tmp_path, case, command):
         if as_nobody:
             os.makedirs(data)
             os.chown(data, 65534, 65534)
-        args = ["serve", "--mqtt", "127.0.0.1:0", "--data", data, "--loops", "1", "--config", cfg]
+        args = ["serve", "--plugins", "", "--mqtt", "127.0.0.1:0", "--data", data, "--loops", "1", "--config", cfg]
     else:
         args = ["check-config", "--config", cfg]
     try:
@@ -960,7 +960,7 @@ def test_tls_start_error(certs, tmp_path, case, command):
 def test_tls_start_error_from_command_line(certs, tmp_path, command):
     """--mqtts without --cert/--key, and --cert naming a missing file."""
     d = str(tmp_path)
-    base = ["serve", "--mqtt", "127.0.0.1:0", "--data", os.path.join(d, "data"), "--loops", "1"] \
+    base = ["serve", "--plugins", "", "--mqtt", "127.0.0.1:0", "--data", os.path.join(d, "data"), "--loops", "1"] \
         if command == "serve" else ["check-config"]
     rc, err, _ = run_parley(base + ["--mqtts", "127.0.0.1:0"])
     assert rc != 0 and "--cert" in err, err

@@ -438,16 +438,27 @@ def test_acl_deny_publish_v5_qos2_gets_pubrec_0x87(start_broker, raw):
     assert rec.pid == 3 and rec.reason == 0x87, rec
 
 
-@pytest.mark.parametrize("qos", [0, 1])
-def test_acl_deny_publish_v311_not_delivered(start_broker, paho, qos):
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_acl_deny_publish_v311_not_delivered(start_broker, paho, raw, qos):
+    """MQTT-3.3.5-2: a 3.1.1 publisher cannot hear a refusal; the broker must ack it as if
+    accepted or close the connection. Parley never acks a refused PUBLISH as a success:
+    QoS 0 is dropped (the connection stays), QoS 1/2 closes the connection; either way
+    nothing is delivered and the refusal is logged."""
     b = start_broker("acl = deny publish * secret/#\n")
     sub = paho(b.port, version=4)
     sub.connect()
     sub.subscribe("secret/#", 1)
-    pub = paho(b.port, version=4)
-    pub.connect()
-    pub.publish("secret/y", b"classified", qos)
+    pub = raw(b.port, version=4)
+    pub.connect("pub-" + str(qos), version=4)
+    pub.send(r.publish("secret/y", b"classified", qos=qos, pid=1 if qos else None, version=4))
+    if qos == 0:
+        pub.send(r.pingreq())
+        assert pub.read_type(r.PINGRESP).type == r.PINGRESP
+    else:
+        pub.expect_closed()
     sub.expect_no_message(0.5)
+    action = "dropped" if qos == 0 else "closed"
+    assert any("event=publish.refused" in l and "topic=secret/y" in l and f"action={action}" in l for l in b.log())
 
 
 def test_acl_deny_publish_applies_to_will(start_broker, paho):
