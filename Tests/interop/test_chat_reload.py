@@ -6,7 +6,7 @@ import os
 import signal
 import time
 
-from chat import chat  # noqa: F401  (fixture)
+from chat import chat, chat_templates  # noqa: F401  (fixtures)
 
 
 def _wait_log(broker, text, timeout=5.0, after=0):
