@@ -26,7 +26,13 @@ public final class BlockingPool: @unchecked Sendable {
 
     /// Starts `threads` workers (default: one per core, at least one) named
     /// `parley-pool-N`.
-    public init(threads: Int = max(1, ProcessInfo.processInfo.activeProcessorCount), queueLimit: Int = 256) {
+    /// How much lower than the loops the workers run (nice value added).
+    private let niceness: Int32
+
+    public init(threads: Int = max(1, ProcessInfo.processInfo.activeProcessorCount), queueLimit: Int = 256,
+                niceness: Int32 = 0)
+    {
+        self.niceness = niceness
         self.threads = max(1, threads)
         self.queueLimit = max(1, queueLimit)
         jobs = Array(repeating: nil, count: self.queueLimit)
@@ -77,6 +83,9 @@ public final class BlockingPool: @unchecked Sendable {
             // Named from inside: on Linux, Foundation gives a name set before
             // `start` to the Thread object only, not to the system thread (ps, gdb).
             Thread.current.name = "parley-pool-\(index)"
+            // Below the event loops: password hashing must not take a core from them
+            // (on Linux the priority of PRIO_PROCESS 0 is this thread's own).
+            if niceness > 0 { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, niceness) }
             while let job = nextJob() {
                 job()
                 finishedJob()

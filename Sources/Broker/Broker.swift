@@ -48,8 +48,10 @@ public final class Broker: BrokerServices, @unchecked Sendable {
         self.config = config
         self.plugins = plugins
         hookLists = (0..<PluginHooks.count).map { bit in plugins.filter { $0.hooks.contains(PluginHooks(rawValue: 1 << bit)) } }
-        workers = BlockingPool(threads: max(1, min(4, ProcessInfo.processInfo.activeProcessorCount)),
-                               queueLimit: config.blockingQueueLimit)
+        // One core fewer than the machine has (at least one), below the loops' priority:
+        // a flood of password logins leaves the event loops a core and their turn.
+        workers = BlockingPool(threads: max(1, min(4, ProcessInfo.processInfo.activeProcessorCount - 1)),
+                               queueLimit: config.blockingQueueLimit, niceness: 10)
     }
 
     /// Client ids of the broker's internal clients; refused from the network.
@@ -294,7 +296,7 @@ public final class Broker: BrokerServices, @unchecked Sendable {
 
     public func onLoop(of key: String, _ work: @escaping @Sendable (LoopContext) -> Void) {
         let ctx = homeLoop(for: key)
-        ctx.loop.execute { work(LoopContext(ctx)) }
+        ctx.loop.execute { work(LoopContext(ctx, key: key)) }
     }
 
     public func disconnect(username: String, reason: ReasonCode) {

@@ -35,8 +35,9 @@ final class BrokerLoop {
     }
     @exclusivity(unchecked) var stats = LoopStats()
     let encodings = PublishEncodings()
-    /// Plugin publishes from this loop, in order (`LoopContext.publish`).
-    var orderedPublishes: [OrderedPublish] = []
+    /// Plugin publishes from this loop, in order per key (`LoopContext.publish`):
+    /// a room's posts wait for each other, not for another room's commits.
+    var orderedPublishes: [String: [OrderedPublish]] = [:]
 
     private var outbox: [[RemoteWork]]
     private var outboxScheduled = false

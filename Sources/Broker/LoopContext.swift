@@ -6,7 +6,12 @@ import Store
 /// `BrokerServices.onLoop(of:)`. Valid only inside that work, on that loop.
 public final class LoopContext {
     unowned let loop: BrokerLoop
-    init(_ loop: BrokerLoop) { self.loop = loop }
+    /// The key the work was run for: publishes keep their order per key.
+    let key: String
+    init(_ loop: BrokerLoop, key: String) {
+        self.loop = loop
+        self.key = key
+    }
 
     /// This loop's index (0 ..< `BrokerServices.loopCount`): plugins keep per-loop
     /// state in an array indexed by it and touch it without locks.
@@ -16,18 +21,18 @@ public final class LoopContext {
 
     /// Publishes as the broker (no ACL check) from this loop, after `writes` (and the
     /// message itself, when it must outlive a crash) are committed, in one commit and
-    /// in the order of the calls on this loop: messages published here reach every
-    /// subscriber in that order. `completion(ok)` runs on this loop once it is routed
+    /// in the order of the calls made for this key: messages published for a key
+    /// reach every subscriber in that order. `completion(ok)` runs on this loop once it is routed
     /// (false: not stored, e.g. a full disk; nothing was routed).
     public func publish(_ message: Message, writes: [PluginWrite] = [], completion: ((Bool) -> Void)? = nil) {
-        loop.publishInOrder(message, writes: writes, completion: completion)
+        loop.publishInOrder(message, key: key, writes: writes, completion: completion)
     }
 
-    /// Runs `work` on this loop once every publish made here before it has been
-    /// committed and routed (or refused): e.g. to acknowledge a repeat only after
-    /// the original it repeats is stored.
+    /// Runs `work` on this loop once every publish made for this key before it has
+    /// been committed and routed (or refused): e.g. to acknowledge a repeat only
+    /// after the original it repeats is stored.
     public func afterPending(_ work: @escaping () -> Void) {
-        loop.publishInOrder(nil, writes: [], completion: { _ in work() })
+        loop.publishInOrder(nil, key: key, writes: [], completion: { _ in work() })
     }
 
     /// Takes a user's subscriptions below `topicPrefix` away on every loop, drops
@@ -57,7 +62,7 @@ final class OrderedPublish {
 
 extension BrokerLoop {
     /// See `LoopContext.publish`.
-    func publishInOrder(_ message: Message?, writes: [PluginWrite], completion: ((Bool) -> Void)?) {
+    func publishInOrder(_ message: Message?, key: String, writes: [PluginWrite], completion: ((Bool) -> Void)?) {
         var ops: [StoreOp] = writes.map { .plugin($0) }
         if let store, let message, message.qos != .atMostOnce,
            message.retain || broker.persistentSubscriptions.load(ordering: .relaxed) > 0
@@ -69,28 +74,28 @@ extension BrokerLoop {
             }
         }
         let entry = OrderedPublish(message, completion: completion)
+        orderedPublishes[key, default: []].append(entry)
         guard let database = broker.database, !ops.isEmpty else {
             entry.outcome = true
-            orderedPublishes.append(entry)
-            releaseOrderedPublishes()
+            releaseOrderedPublishes(key)
             return
         }
-        orderedPublishes.append(entry)
-        if broker.database?.durability == .full {
+        if database.durability == .full {
             database.submit(ops, executor: executor, failable: true) { [self] ok in
                 entry.outcome = ok
-                releaseOrderedPublishes()
+                releaseOrderedPublishes(key)
             }
         } else {
             database.submit(ops)
             entry.outcome = true
-            releaseOrderedPublishes()
+            releaseOrderedPublishes(key)
         }
     }
 
-    private func releaseOrderedPublishes() {
-        while let head = orderedPublishes.first, let ok = head.outcome {
-            orderedPublishes.removeFirst()
+    private func releaseOrderedPublishes(_ key: String) {
+        while let head = orderedPublishes[key]?.first, let ok = head.outcome {
+            orderedPublishes[key]!.removeFirst()
+            if orderedPublishes[key]!.isEmpty { orderedPublishes[key] = nil }
             if ok, let message = head.message { publish(message) }
             head.completion?(ok)
         }

@@ -22,7 +22,7 @@ extension BrokerLoop {
                 let anyone = hasSubscribers(message.topic)
                 // Logged and committed first when it must outlive a crash, in order
                 // with this loop's other plugin publishes.
-                publishInOrder(message, writes: []) { ok in
+                publishInOrder(message, key: "client/" + client.clientID, writes: []) { ok in
                     completion(ok ? (anyone ? .success : .noMatchingSubscribers) : .quotaExceeded)
                 }
             case .acceptWithoutRouting:
