@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs what building and testing Parley needs on a fresh Debian 12 machine
 # with the Swift toolchain: the C libraries, and the third-party peers the tests
-# talk to (Mosquitto and its clients, paho-mqtt, pytest). Safe to run again: it
+# talk to (Mosquitto and its clients, paho-mqtt, pytest; for the HTTP gateway: MQTT.js on
+# Node.js, headless Chromium with its driver and Selenium, openapi-spec-validator,
+# schemathesis, prometheus_client, kosoku for the Autobahn WebSocket cases). Safe to run again: it
 # installs only what is missing. Needs root or sudo for apt-get.
 set -euo pipefail
 
-apt_packages=(libssl-dev libsqlite3-dev mosquitto mosquitto-clients python3 python3-pip)
+apt_packages=(libssl-dev libsqlite3-dev mosquitto mosquitto-clients python3 python3-pip
+              nodejs node-mqtt chromium chromium-driver)
 
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -18,7 +21,9 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-if ! python3 -c 'import paho.mqtt, pytest' 2>/dev/null; then
-    python3 -m pip install -q paho-mqtt pytest 2>/dev/null \
-        || python3 -m pip install -q --break-system-packages paho-mqtt pytest
+pip_packages=(paho-mqtt pytest selenium schemathesis openapi-spec-validator prometheus_client kosoku)
+if ! python3 -c 'import paho.mqtt, pytest, selenium, schemathesis, openapi_spec_validator, prometheus_client' 2>/dev/null \
+        || ! command -v kosoku >/dev/null; then
+    python3 -m pip install -q "${pip_packages[@]}" 2>/dev/null \
+        || python3 -m pip install -q --break-system-packages "${pip_packages[@]}"
 fi
