@@ -72,6 +72,8 @@ public final class ChatPlugin: BrokerPlugin, @unchecked Sendable {
     /// The last chat_changes row applied.
     let lastChangeSeen = Atomic<Int64>(0)
     let polling = Atomic<Bool>(false)
+    /// Answers for REST posts, left by `post` for `ChatRequests.post`, by message.
+    let restReplies = Mutex<[ObjectIdentifier: RESTReply]>([:])
 
     public init(settings: ChatSettings = ChatSettings()) {
         currentSettings = Mutex(settings)
