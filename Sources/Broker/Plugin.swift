@@ -240,12 +240,15 @@ public struct MQTTHandOver {
     public let layer: StreamLayer
     /// Bytes that arrived after the upgrade request, for the layer.
     public let initialBytes: [UInt8]
+    /// Bytes to write first, unframed (the end of the upgrade answer).
+    public let greeting: [UInt8]
     /// The listener's name ("http", "https").
     public let listener: String
 
     public init(fd: Int32, peer: SocketAddress?, loop: EventLoop, tls: TLSStream?, layer: StreamLayer,
-                initialBytes: [UInt8], listener: String)
+                initialBytes: [UInt8], greeting: [UInt8], listener: String)
     {
+        self.greeting = greeting
         self.fd = fd
         self.peer = peer
         self.loop = loop
@@ -275,6 +278,11 @@ public struct PluginSettings: Sendable {
         public let text: String
         public let file: String
         public let line: Int
+        public init(text: String, file: String, line: Int) {
+            self.text = text
+            self.file = file
+            self.line = line
+        }
     }
     public var values: [String: Value] = [:]
     public init() {}

@@ -32,6 +32,7 @@ extension Broker {
         conn.listenerKind = handOver.tls == nil ? .ws : .wss
         ctx.stats.open[Int(conn.listenerKind.rawValue)] += 1
         conn.adoptTLS(handOver.tls)
+        conn.send(handOver.greeting)
         conn.setLayer(handOver.layer)
         if count > config.maxConnections + 16 {
             conn.closeNow()
@@ -46,6 +47,8 @@ extension Broker {
             return
         }
         handOver.initialBytes.withUnsafeBytes { conn.deliver($0) }
+        // A TLS session may hold decrypted bytes that the socket will not report again.
+        if handOver.tls != nil && !conn.isClosed { conn.readNow() }
     }
 
     public func collectMetrics(_ done: @escaping @Sendable (BrokerMetrics) -> Void) {

@@ -48,6 +48,9 @@ public struct ChatRoomView: Sendable {
 /// and applied to the running broker before the answer, so the next request sees
 /// them; password hashing runs on the bounded worker pool, never on a loop.
 extension ChatPlugin {
+    /// Wall milliseconds as the envelopes write times (`2026-12-01T20:15:00.123Z`).
+    public static func isoTime(_ millis: Int64) -> String { Timestamp.iso(millis) }
+
     public static let defaultNotify: JSONValue = .object([("email", "mentions"), ("push", "all"), ("digest_minutes", 10)])
 
     // MARK: Users and tokens

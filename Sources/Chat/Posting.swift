@@ -2,6 +2,7 @@ import Broker
 import JSON
 import MQTT
 import Store
+import Synchronization
 
 /// What a member published to `rooms/<room>/messages`: plain UTF-8 text, or
 /// `{"body": "...", "ckey": "..."}`.
@@ -83,6 +84,7 @@ extension ChatPlugin {
             ctx.publish(envelope, writes: [row]) { [self] ok in
                 if ok {
                     unread.posted(room: room, by: from, directory: directory)
+                    postsStored.add(1, ordering: .relaxed)
                     leaveRESTReply(.created(envelope.payload.map { $0 }), for: message, client)
                 } else if let key {
                     sequence.forget(key)  // not stored: a retry is a new post

@@ -182,6 +182,11 @@ open class Connection: EventHandler {
         if let layer { layer.decode(bytes, for: self) } else { received(bytes) }
     }
 
+    /// Reads what the socket (or the TLS session) has now, as if it were reported.
+    public func readNow() {
+        if !isClosed { readAvailable() }
+    }
+
     /// Hands bytes to the layer above in place of the socket: what arrived with an
     /// HTTP upgrade request after its headers.
     public func deliver(_ bytes: UnsafeRawBufferPointer) {
@@ -343,6 +348,16 @@ open class Connection: EventHandler {
         if case .local = reason { tls?.shutdown() }
         Glibc.close(fd)
         didClose(reason)
+    }
+
+    /// Takes what is queued and not yet written (for a hand-over: it goes first on
+    /// the new connection object).
+    public func takeOutput() -> [UInt8] {
+        let rest = Array(outBuffer[outOffset...])
+        outBuffer = []
+        outOffset = 0
+        framedUpTo = 0
+        return rest
     }
 
     /// Hands the socket over to another connection object (an HTTP connection that
