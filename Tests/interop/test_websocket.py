@@ -39,9 +39,9 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 import raw as r
-from chat import check_post, chat_templates, password_of, user_props  # noqa: F401
+from chat import check_post, chat_templates, id_on_loop, password_of, user_props  # noqa: F401
 from conftest import wait_until
-from httpraw import Closed, HttpConn, gateway, get, tls_client_ctx  # noqa: F401
+from httpraw import Closed, HttpConn, gateway, get, json_post, tls_client_ctx  # noqa: F401
 from pahoclient import HOST, PahoClient, connect_props
 from test_tls import certs  # noqa: F401  (module-scoped certificate fixture)
 from wsraw import (BINARY, CLOSE, CONT, PING, PONG, TEXT, WSClose, WSConn, accept_for, close_payload, frame,
@@ -256,11 +256,22 @@ def test_handshake_header_spellings(gateway, ws, case):
 
 
 def test_handshake_and_connect_in_one_write(gateway, ws):
-    """Bytes after the handshake in the same segment are the first frame."""
+    """Bytes after the handshake in the same segment are the first frame: a CONNECT sent
+    with the handshake is answered, after exactly one 101, for client ids whose sessions
+    live on either loop (the connection then moves to the session's loop). A race when it
+    fails: 50 tries make it show on most runs."""
     g = gateway(config=ANON)
-    c = upgraded(ws(g.http_port, first=frame(BINARY, r.connect("one-write", version=5))))
-    p = c.read_mqtt()
-    assert p.type == r.CONNACK and p.reason == 0, p
+    for loop in (0, 1):
+        for i in range(25):
+            cid = id_on_loop(f"one-write-{loop}-{i}", loop)
+            c = upgraded(ws(g.http_port, first=frame(BINARY, r.connect(cid, version=5))))
+            try:
+                p = c.read_mqtt()
+            except AssertionError as e:
+                raise AssertionError(f"client id {cid} (loop {loop}): after the 101, {e}; "
+                                     f"unparsed: {bytes(c.http.buf)[:200]!r}")
+            assert p.type == r.CONNACK and p.reason == 0, p
+            c.close()
 
 
 def test_origin_policy(gateway, ws):
@@ -478,20 +489,42 @@ def cast(gateway):
     return gateway(**CAST)
 
 
+# paho 2.x reports a 3.1.1 CONNACK return code as the MQTT 5 reason code it maps to
+# (5 not authorized -> 0x87, 4 bad user name or password -> 0x86); the raw client below
+# checks the 3.1.1 bytes themselves.
+
 @pytest.mark.parametrize("version", [4, 5])
-def test_ws_anonymous_refused_by_default(cast, paho_ws, version):
+def test_ws_anonymous_refused_by_default(cast, paho_ws, ws, version):
     c = paho_ws(cast.http_port, version=version)
-    c.connect(expect_rc=0x87 if version == 5 else 0x05)
+    c.connect(expect_rc=0x87)
+    raw_ws = upgraded(ws(cast.http_port, version=version))
+    assert raw_ws.connect_mqtt("anon-raw", version=version).reason == (0x87 if version == 5 else 0x05)
+
+
+def rest_token(g, user):
+    c = HttpConn(g.http_port)
+    try:
+        c.send(json_post("/v1/tokens", {"username": user, "password": password_of(user)}))
+        resp = c.read_response(10.0)
+    finally:
+        c.close()
+    assert resp.status == 201, resp
+    tok = resp.json()["token"]
+    assert tok.startswith("pt_"), resp
+    return tok
 
 
 @pytest.mark.parametrize("version", [4, 5])
-def test_ws_login_password_token_and_wrong_password(gateway, paho_ws, version):
+def test_ws_login_password_token_and_wrong_password(gateway, paho_ws, ws, version):
     g = gateway(**CAST)
-    tok = g.token("alice")  # `parley user token` on the data directory, broker running
+    tok = rest_token(g, "alice")  # POST /v1/tokens
     paho_ws(g.http_port, version=version, user="alice").connect()
     paho_ws(g.http_port, version=version, user="alice", password=tok).connect()
-    paho_ws(g.http_port, version=version, user="alice", password="wrong-password").connect(
-        expect_rc=0x86 if version == 5 else 0x04)
+    paho_ws(g.http_port, version=version, user="alice", password="wrong-password").connect(expect_rc=0x86)
+    paho_ws(g.http_port, version=version, user="bob", password=tok).connect(expect_rc=0x86)
+    raw_ws = upgraded(ws(g.http_port, version=version))
+    ca = raw_ws.connect_mqtt("wrong-raw", version=version, username="alice", password="wrong-password")
+    assert ca.reason == (0x86 if version == 5 else 0x04), ca
 
 
 @pytest.mark.parametrize("version", [4, 5])
@@ -523,11 +556,11 @@ def test_ws_and_tcp_retained_both_ways(cast, paho, paho_ws):
     topic = "plain/retained/" + uuid.uuid4().hex[:6]
     wsc = paho_ws(g.http_port, user="alice")
     wsc.connect()
-    assert wsc.publish(topic + "/from-ws", b"kept-ws", 1, retain=True) == 0
+    assert wsc.publish(topic + "/from-ws", b"kept-ws", 1, retain=True) == 0x10  # no subscriber yet
     tcp = paho(g.port, client_id="tcp-" + uuid.uuid4().hex[:6])
     tcp.c.username_pw_set("bob", password_of("bob"))
     tcp.connect()
-    assert tcp.publish(topic + "/from-tcp", b"kept-tcp", 1, retain=True) == 0
+    assert tcp.publish(topic + "/from-tcp", b"kept-tcp", 1, retain=True) == 0x10
     tcp.subscribe(topic + "/from-ws", 1)
     m = tcp.get(5.0)
     assert (m.payload, m.retain) == (b"kept-ws", True)
@@ -621,7 +654,13 @@ def test_ws_persistent_session_gets_queued_messages_after_reconnect(cast, paho, 
     ca = ws2.connect(clean_start=False, properties=props)
     assert ca.session_present
     got = ws2.collect(4, 5.0)
-    assert [(m.payload, m.qos) for m in got] == [(b"queued-%d" % i, q) for i, q in enumerate((1, 2, 1, 2))]
+    # In order per QoS (MQTT-4.6.0-6 speaks of one topic and QoS; across QoS levels the
+    # broker's offline queue does not keep the order, over TCP as well).
+    for qos in (1, 2):
+        assert [m.payload for m in got if m.qos == qos] == \
+            [b"queued-%d" % i for i, q in enumerate((1, 2, 1, 2)) if q == qos], [(m.payload, m.qos) for m in got]
+    assert len(got) == 4
+    ws2.expect_no_message(0.3)
 
 
 def test_ws_large_messages_both_ways_paho(gateway, paho, paho_ws):
