@@ -12,10 +12,16 @@ One test per section (1 framing, 2 ping/pong, 3 reserved bits, 4 opcodes, 5 frag
 accepts it: behavior OK, NON-STRICT or INFORMATIONAL, and behaviorClose OK or
 INFORMATIONAL. The assertion lists each failing case with its verdicts and the close codes.
 
-Section 9 (messages of 64 KiB to 16 MiB, in one frame or fragmented, and 1000-message
-round trips) takes long on a debug build: by default only 9.1.1-9.1.3 and 9.2.1-9.2.3 (text
-and binary messages of 64 KiB, 256 KiB, 1 MiB) run; `PARLEY_AUTOBAHN_FULL=1` runs every 9.*
-case (with a longer time bound, `PARLEY_AUTOBAHN_TIMEOUT`, default 900 s).
+Section 9 (messages of 64 KiB to 16 MiB in one frame or in fragments of 64 B to 4 MiB,
+written in chunks of 64 B up to 4 MiB, and 1000-message round trips) runs in full: about
+7 s on the debug build on the 2-core VM (the whole module about 20 s), so no CI subset is
+needed. `PARLEY_AUTOBAHN_ONLY=9.1.*,9.2.*` runs just those selections instead (for a
+slower machine; comma-separated kosoku `-i` globs, the count check is then skipped) and
+`PARLEY_AUTOBAHN_TIMEOUT` (default 300 s) bounds each section's run.
+
+Verdicts seen on the gateway (and on Node's `ws` 8.11 as a reference): everything OK but
+6.4.1-6.4.4 NON-STRICT (invalid UTF-8 found at the end of the message, not in the middle
+of the fragment: allowed) and 7.1.6, 7.13.1, 7.13.2 INFORMATIONAL.
 """
 
 import json
@@ -29,15 +35,15 @@ import pytest
 from chat import chat_templates  # noqa: F401
 from httpraw import gateway  # noqa: F401
 
-FULL = os.environ.get("PARLEY_AUTOBAHN_FULL", "") not in ("", "0")
-SECTION_TIMEOUT = float(os.environ.get("PARLEY_AUTOBAHN_TIMEOUT", "900" if FULL else "300"))
-SECTIONS = {
-    "1": ["1.*"], "2": ["2.*"], "3": ["3.*"], "4": ["4.*"], "5": ["5.*"], "6": ["6.*"], "7": ["7.*"],
-    "9": ["9.*"] if FULL else ["9.1.1", "9.1.2", "9.1.3", "9.2.1", "9.2.2", "9.2.3"],
-}
-# Case counts of kosoku 0.1.0 for the selections above: a run that silently selects fewer
-# (a renamed case, a kosoku change) fails instead of passing on less.
-EXPECTED_CASES = {"1": 16, "2": 11, "3": 7, "4": 10, "5": 20, "6": 145, "7": 37, "9": 54 if FULL else 6}
+ONLY = [x.strip() for x in os.environ.get("PARLEY_AUTOBAHN_ONLY", "").split(",") if x.strip()]
+SECTION_TIMEOUT = float(os.environ.get("PARLEY_AUTOBAHN_TIMEOUT", "300"))
+SECTIONS = {s: [f"{s}.*"] for s in ("1", "2", "3", "4", "5", "6", "7", "9")}
+if ONLY:
+    SECTIONS = {s: [x for x in ONLY if x.split(".")[0] == s] for s in SECTIONS}
+    SECTIONS = {s: sel for s, sel in SECTIONS.items() if sel}
+# Case counts of kosoku 0.1.0 for the sections: a run that silently selects fewer (a renamed
+# case, a kosoku change) fails instead of passing on less.
+EXPECTED_CASES = {"1": 16, "2": 11, "3": 7, "4": 10, "5": 20, "6": 145, "7": 37, "9": 54}
 GOOD_BEHAVIOR = {"OK", "NON-STRICT", "INFORMATIONAL"}
 GOOD_CLOSE = {"OK", "INFORMATIONAL"}
 
@@ -90,7 +96,7 @@ def test_autobahn_section(gateway, section):
                                 f" duration={v.get('duration')}ms{detail}")
         assert not failures, (f"{len(failures)} of {len(cases)} Autobahn cases of section {section} failed:\n"
                               + "\n".join(failures))
-        assert len(cases) == EXPECTED_CASES[section], \
+        assert ONLY or len(cases) == EXPECTED_CASES[section], \
             f"section {section}: {len(cases)} cases ran, expected {EXPECTED_CASES[section]}: {sorted(cases, key=case_key)}"
         assert p.returncode == 0, f"kosoku exit {p.returncode} with every case passing:\n{p.stderr.decode()[-2000:]}"
         assert g.broker.alive
