@@ -539,6 +539,28 @@ def test_header_limit_without_end_of_headers(gw):
     c.expect_closed(3.0)
 
 
+def test_header_limit_is_16384_bytes_of_header_lines(gw):
+    """Header lines (each with its CR LF, the request line and the final empty line not
+    counted) of exactly 16384 bytes are taken, also when the final CR LF comes in pieces;
+    16385 are 431."""
+    host = b"Host: 127.0.0.1\r\n"
+    for extra, status in ((0, 200), (1, 431)):
+        pad = b"X-Pad: " + b"v" * (16384 - len(host) - len(b"X-Pad: \r\n") + extra) + b"\r\n"
+        assert len(host + pad) == 16384 + extra
+        c = HttpConn(gw.http_port)
+        c.send(b"GET /healthz HTTP/1.1\r\n" + host + pad)
+        time.sleep(0.1)
+        c.send(b"\r")
+        time.sleep(0.1)
+        c.send(b"\n")
+        r = c.read_response()
+        if status == 200:
+            healthz_ok(r)
+        else:
+            assert_error(r, 431, "headers_too_large")
+        c.close()
+
+
 def test_body_limit_content_length(gw):
     c = HttpConn(gw.http_port)
     c.send(json_post("/v1/users", short_pw_body(1000)) + request("GET", "/healthz"))

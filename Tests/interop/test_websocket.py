@@ -391,6 +391,50 @@ def test_oversized_frame_closes_1009(anon_gw, ws):
     assert code == 1009, code
 
 
+def test_ws_max_frame_limit(gateway, ws):
+    """`ws_max_frame = 64K`: a 65536-byte frame (one whole PUBLISH) is taken, one byte more
+    closes with 1009."""
+    g = gateway(config=ANON + "ws_max_frame = 64K\n")
+    c = upgraded(ws(g.http_port))
+    assert c.connect_mqtt("maxframe").reason == 0
+    topic = "ws/maxframe"
+    head = r.publish(topic, b"", qos=1, pid=3)
+    # The PUBLISH with a payload that makes it exactly 65536 bytes long.
+    n = 65536 - len(head) - 2
+    pkt = r.publish(topic, b"p" * n, qos=1, pid=3)
+    assert len(pkt) == 65536, len(pkt)
+    c.send_binary(pkt)
+    ack = c.read_mqtt_type(r.PUBACK)
+    assert ack.pid == 3, ack
+    c.send_binary(r.publish(topic, b"p" * (n + 1), qos=1, pid=4))
+    code, _, _ = c.expect_close()
+    assert code == 1009, code
+
+
+def test_upgrade_after_requests_on_a_keep_alive_connection(anon_gw):
+    """GET /healthz, then the upgrade on the same connection (pipelined in one write): the
+    answer to the first, then 101, then the MQTT session."""
+    key = new_key()
+    h = HttpConn(anon_gw.http_port)
+    h.send(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" + handshake(key=key))
+    first = h.read_response()
+    assert first.status == 200 and first.json() == {"status": "ok"}, first
+    up = h.read_response()
+    assert up.status == 101 and up.header("Sec-WebSocket-Accept") == accept_for(key), up
+    h.send(frame(BINARY, r.connect("after-keepalive", version=5)))
+    c = WSConn.__new__(WSConn)  # reuse the connection's buffered bytes as a WSConn
+    c.http, c.sock, c.version, c.mqtt, c.pongs, c.frames, c.key, c.response = h, h.sock, 5, bytearray(), [], [], key, up
+    p = c.read_mqtt()
+    assert p.type == r.CONNACK and p.reason == 0, p
+    h.close()
+
+
+def test_echo_endpoint_off_by_default(anon_gw, ws):
+    """/echo exists only with http_test_echo = true."""
+    c = ws(anon_gw.http_port, path="/echo", protocol=None)
+    assert c.response.status == 404, c.response
+
+
 @pytest.mark.parametrize("code,reason", [(1000, b"bye"), (1001, b""), (None, b"")])
 def test_close_handshake_echoed(anon_gw, ws, code, reason):
     c = upgraded(ws(anon_gw.http_port))
