@@ -219,8 +219,14 @@ public struct HTTPParser: Sendable {
         }
         guard let end = headEnd() else {
             let pending = buffer.count - start
-            if !buffer[start...].contains(0x0A) && pending > limits.requestLine { throw .uriTooLong }
-            if pending > limits.requestLine + limits.headerBytes { throw .headersTooLarge }
+            if let lf = buffer[start...].firstIndex(of: 0x0A) {
+                // The request line is in: the header bytes so far (an unfinished line too)
+                // are held to the limit a complete head has (+ 2: the CR LF that ends the
+                // head may have begun to arrive).
+                if buffer.count - (lf + 1) > limits.headerBytes + 2 { throw .headersTooLarge }
+            } else if pending > limits.requestLine {
+                throw .uriTooLong
+            }
             return nil
         }
         // Every line with its CR, the last LF left out: split on LF gives the lines.
