@@ -18,6 +18,10 @@ open class Connection: EventHandler {
     @exclusivity(unchecked) private var flushScheduled = false
     private var pollingWrites = false
     public private(set) var isClosed = false
+    /// A framing layer between the socket (or TLS) and the protocol: WebSocket.
+    public private(set) var layer: StreamLayer?
+    /// Output before this offset is framed by the layer; after it, not yet.
+    @exclusivity(unchecked) private var framedUpTo = 0
 
     public init(fd: Int32, loop: EventLoop, peer: SocketAddress?) {
         self.fd = fd
@@ -44,6 +48,13 @@ open class Connection: EventHandler {
     /// Continues an existing TLS session (a connection moved to another loop).
     public func adoptTLS(_ stream: TLSStream?) {
         tls = stream
+    }
+
+    /// Puts a framing layer between the socket and `received` / `send` (an upgraded
+    /// HTTP connection speaking WebSocket). Output queued before it stays unframed.
+    public func setLayer(_ newLayer: StreamLayer) {
+        framedUpTo = outBuffer.count
+        layer = newLayer
     }
 
     /// Starts reading. Call on the loop's thread.
@@ -125,7 +136,7 @@ open class Connection: EventHandler {
         while !isClosed {
             switch tls.read(buffer) {
             case .done(let n):
-                received(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+                arrived(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
             case .wantRead:
                 return
             case .wantWrite:
@@ -153,7 +164,7 @@ open class Connection: EventHandler {
             if isClosed { return }
             let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
             if n > 0 {
-                received(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+                arrived(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
                 if n < buffer.count { return }
             } else if n == 0 {
                 close(reason: .peerClosed)
@@ -166,7 +177,42 @@ open class Connection: EventHandler {
         }
     }
 
+    @inline(__always)
+    private func arrived(_ bytes: UnsafeRawBufferPointer) {
+        if let layer { layer.decode(bytes, for: self) } else { received(bytes) }
+    }
+
+    /// Reads what the socket (or the TLS session) has now, as if it were reported.
+    public func readNow() {
+        if !isClosed { readAvailable() }
+    }
+
+    /// Hands bytes to the layer above in place of the socket: what arrived with an
+    /// HTTP upgrade request after its headers.
+    public func deliver(_ bytes: UnsafeRawBufferPointer) {
+        if isClosed || bytes.isEmpty { return }
+        arrived(bytes)
+    }
+
     // MARK: Writing
+
+    /// Queues bytes the layer made (a control frame), after framing what the
+    /// protocol queued before them.
+    public func sendFramed(_ bytes: [UInt8]) {
+        if isClosed { return }
+        frameOutput()
+        outBuffer.append(contentsOf: bytes)
+        framedUpTo = outBuffer.count
+        scheduleFlush()
+    }
+
+    @inline(__always)
+    private func frameOutput() {
+        if let layer, framedUpTo < outBuffer.count {
+            layer.encode(&outBuffer, from: framedUpTo)
+            framedUpTo = outBuffer.count
+        }
+    }
 
     /// Queues bytes; they are written at the end of this loop turn.
     @inline(__always)
@@ -213,6 +259,7 @@ open class Connection: EventHandler {
     /// Writes what is queued now.
     public func flush() {
         if isClosed { return }
+        frameOutput()
         if let tls {
             if !tls.handshakeDone { return }
             flushTLS(tls)
@@ -240,6 +287,7 @@ open class Connection: EventHandler {
         // Drained: keep a small buffer for the next turn, give a large one back.
         if outBuffer.capacity > 16_384 { outBuffer = [] } else { outBuffer.removeAll(keepingCapacity: true) }
         outOffset = 0
+        framedUpTo = 0
         if pollingWrites {
             pollingWrites = false
             loop.modify(fd, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue)
@@ -272,13 +320,14 @@ open class Connection: EventHandler {
         }
         if outBuffer.capacity > 16_384 { outBuffer = [] } else { outBuffer.removeAll(keepingCapacity: true) }
         outOffset = 0
+        framedUpTo = 0
         setPollingWrites(tls.readWantsWrite)
         writeDrained()
     }
 
     /// Releases the output buffer of an idle connection.
     public func releaseIdleBuffers() {
-        if outOffset == outBuffer.count { outBuffer = []; outOffset = 0 }
+        if outOffset == outBuffer.count { outBuffer = []; outOffset = 0; framedUpTo = 0 }
     }
 
     // MARK: Closing
@@ -292,12 +341,35 @@ open class Connection: EventHandler {
     /// Closes the socket after trying to write what is queued (without blocking).
     public func close(reason: CloseReason = .local) {
         if isClosed { return }
+        if case .local = reason, let layer { layer.closing(self) }
         if case .local = reason, pendingOutput > 0 { flush() }
         isClosed = true
         loop.unregister(fd)
         if case .local = reason { tls?.shutdown() }
         Glibc.close(fd)
         didClose(reason)
+    }
+
+    /// Takes what is queued and not yet written (for a hand-over: it goes first on
+    /// the new connection object).
+    public func takeOutput() -> [UInt8] {
+        let rest = Array(outBuffer[outOffset...])
+        outBuffer = []
+        outOffset = 0
+        framedUpTo = 0
+        return rest
+    }
+
+    /// Hands the socket over to another connection object (an HTTP connection that
+    /// became an MQTT one): stops watching it, without closing it or calling
+    /// `didClose`. Nothing may be queued for output. Returns the TLS session, if any.
+    public func detach() -> TLSStream? {
+        if isClosed { return nil }
+        isClosed = true
+        loop.unregister(fd)
+        let stream = tls
+        tls = nil
+        return stream
     }
 
     // MARK: For subclasses
