@@ -18,7 +18,8 @@
 //   #member-list li[data-user=NAME][data-presence=online|offline|unknown]   .presence is the dot
 //   #add-member-form #add-member-username #add-member-button   (shown to the room's owner)
 //   #messages                       the scrolling box: #load-older (data-has-more) and #message-list
-//   #message-list li[data-id=N][data-from=USER]   .from .ts .body, and .seen-by ("seen by bob, carol")
+//   #message-list li[data-id=N][data-from=USER]   .from .ts .body, and .seen-by ("seen by bob, carol":
+//                                                 under the newest message not their own that they read)
 //   #message-list li.pending[data-ckey=K]         my post before its envelope comes back
 //                                                 (class "failed" and data-reason when refused)
 //   #typing                         "alice is typing" (empty when nobody is)
@@ -277,6 +278,7 @@ function openRoom(name) {
   const room = state.rooms.get(name);
   if (!room) return;
   state.current = name;
+  state.lastTypingSent = 0;
   history.replaceState(null, '', `#${enc(name)}`);
   renderAll({ toBottom: true });
   loadMembers(room);
@@ -523,6 +525,7 @@ function onSubmit(ev) {
   const ckey = `w${randomHex(12)}`;
   const item = { room: room.name, body };
   state.outbox.set(ckey, item);
+  state.lastTypingSent = 0;   // the next keystroke is a new "typing"
   $('#composer').value = '';
   renderMessages({ toBottom: true });
   sendPost(ckey, item);
@@ -576,19 +579,27 @@ function renderAll(opts) {
   renderTyping();
 }
 
+/** The room list, updated in place (an element being clicked is not replaced under the pointer). */
 function renderRoomList() {
   const ul = $('#room-list');
-  ul.replaceChildren();
+  const old = new Map([...ul.children].map((li) => [li.dataset.room, li]));
   const rooms = [...state.rooms.values()].sort((a, b) => a.name.localeCompare(b.name));
-  for (const r of rooms) {
+  rooms.forEach((r, i) => {
+    let li = old.get(r.name);
+    old.delete(r.name);
+    if (!li) {
+      li = el('li', { 'data-room': r.name });
+      li.append(el('span', { class: 'room-name' }, `#${r.name}`), el('span', { class: 'unread' }));
+      li.addEventListener('click', () => openRoom(r.name));
+    }
     const unread = r.name === state.current ? 0 : r.unread;
-    const li = el('li', { 'data-room': r.name, 'data-unread': String(unread) });
-    if (r.name === state.current) li.classList.add('active');
-    li.append(el('span', { class: 'room-name', title: r.title || r.name }, `#${r.name}`),
-      el('span', { class: 'unread' }, unread > 0 ? String(unread) : ''));
-    li.addEventListener('click', () => openRoom(r.name));
-    ul.append(li);
-  }
+    li.dataset.unread = String(unread);
+    li.classList.toggle('active', r.name === state.current);
+    li.querySelector('.room-name').title = r.title || r.name;
+    li.querySelector('.unread').textContent = unread > 0 ? String(unread) : '';
+    if (ul.children[i] !== li) ul.insertBefore(li, ul.children[i] ?? null);
+  });
+  for (const li of old.values()) li.remove();
 }
 
 function renderRoomHeader() {
@@ -630,12 +641,16 @@ function renderMessages({ toBottom = false, keepBottomOffset = false } = {}) {
   older.dataset.hasMore = String(!!room?.hasMoreOlder);
   if (!room) return;
 
-  // "seen by": each other member under the newest message their receipt covers.
+  // "seen by": each other member under the newest message of someone else that their
+  // receipt covers (their own posts they have seen anyway).
   const ids = [...room.messages.keys()].sort((a, b) => a - b);
   const seenAt = new Map();
   for (const { user, up_to } of room.seen.values()) {
     let at = null;
-    for (const id of ids) { if (id <= up_to) at = id; else break; }
+    for (const id of ids) {
+      if (id > up_to) break;
+      if (!same(room.messages.get(id).from, user)) at = id;
+    }
     if (at !== null) seenAt.set(at, [...(seenAt.get(at) ?? []), user]);
   }
   for (const id of ids) {
