@@ -385,6 +385,8 @@ function connect() {
     if (session !== state.session) return;
     if (state.connecting === c) state.connecting = null;
     if (state.client === c) state.client = null;
+    // A connection that lasted starts the back-off again; one dropped at once keeps doubling it.
+    if (c.onlineSince && Date.now() - c.onlineSince > 10000) state.retryDelay = 0;
     setConn('offline', err.message);
     retryLater();
   };
@@ -402,7 +404,7 @@ function connect() {
       { topic: 'presence/+', qos: 1 },
     ]);
     if (codes.some((x) => x >= 0x80)) console.warn('parley: some subscriptions refused', codes);
-    state.retryDelay = 0;
+    c.onlineSince = Date.now();
     setConn('online');
     // Whatever happened while away: room list and counts, missed messages (refreshRooms
     // fills each loaded room's gap up to its last id), unsent posts, the receipt.
