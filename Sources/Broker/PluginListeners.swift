@@ -51,6 +51,11 @@ extension Broker {
         if handOver.tls != nil && !conn.isClosed { conn.readNow() }
     }
 
+    public var storeWritable: Bool {
+        guard let db = database else { return true }
+        return !db.lastCommitFailed.load(ordering: .relaxed) && !db.isFull.load(ordering: .relaxed)
+    }
+
     public func collectMetrics(_ done: @escaping @Sendable (BrokerMetrics) -> Void) {
         let queued = Atomic<Int>(0)
         for ctx in loops {
@@ -79,7 +84,7 @@ extension Broker {
                 m.commitBounds = db.commitLatency.bounds
                 m.commitCumulative = cumulative
                 m.commitSeconds = sum
-                m.storeWritable = !db.lastCommitFailed.load(ordering: .relaxed) && !db.isFull.load(ordering: .relaxed)
+                m.storeWritable = storeWritable
             }
             done(m)
         }
