@@ -419,7 +419,7 @@ def test_two_browsers_chat(gateway, browser):
         path = os.path.join(REPO, "Tests", "web", "screenshot.png")
         assert alice.driver.save_screenshot(path), path
 
-    errors = [l for l in alice.logs() + bob.logs() if l.startswith("SEVERE") and "favicon" not in l]
+    errors = [l for l in alice.logs() + bob.logs() if l.startswith("SEVERE")]
     # The cut WebSocket and the offline requests are expected errors of bob's page.
     errors = [l for l in errors if "ERR_INTERNET_DISCONNECTED" not in l and "WebSocket" not in l]
     assert errors == [], "errors in the browsers' consoles:\n" + "\n".join(errors)
