@@ -220,6 +220,9 @@ public protocol BrokerServices: AnyObject, Sendable {
     /// Counters and gauges of the broker, for a metrics endpoint. `done` runs on a
     /// loop thread once every loop has answered.
     func collectMetrics(_ done: @escaping @Sendable (BrokerMetrics) -> Void)
+    /// Whether the database can take writes now (its last commit succeeded and it is
+    /// not full); true when there is no database.
+    var storeWritable: Bool { get }
 }
 
 /// A connection a plugin's listener accepted.

@@ -34,21 +34,15 @@ extension Broker {
         conn.adoptTLS(handOver.tls)
         conn.send(handOver.greeting)
         conn.setLayer(handOver.layer)
-        if count > config.maxConnections + 16 {
-            conn.closeNow()
-            return
-        }
-        ctx.clients[ObjectIdentifier(conn)] = conn
-        do {
-            try conn.activate()
-        } catch {
-            ctx.clients[ObjectIdentifier(conn)] = nil
-            conn.closeNow()
-            return
-        }
+        guard admit(conn, on: ctx, count: count) else { return }
         handOver.initialBytes.withUnsafeBytes { conn.deliver($0) }
         // A TLS session may hold decrypted bytes that the socket will not report again.
         if handOver.tls != nil && !conn.isClosed { conn.readNow() }
+    }
+
+    public var storeWritable: Bool {
+        guard let db = database else { return true }
+        return !db.lastCommitFailed.load(ordering: .relaxed) && !db.isFull.load(ordering: .relaxed)
     }
 
     public func collectMetrics(_ done: @escaping @Sendable (BrokerMetrics) -> Void) {
@@ -79,7 +73,7 @@ extension Broker {
                 m.commitBounds = db.commitLatency.bounds
                 m.commitCumulative = cumulative
                 m.commitSeconds = sum
-                m.storeWritable = !db.lastCommitFailed.load(ordering: .relaxed) && !db.isFull.load(ordering: .relaxed)
+                m.storeWritable = storeWritable
             }
             done(m)
         }

@@ -16,6 +16,12 @@ final class HTTPConnection: Connection {
     /// When the head of the current request began to arrive.
     private var headStartedAt: UInt64?
     private var upgraded = false
+    /// Set while `processRequests` runs: an answer given inside it does not recurse.
+    private var processing = false
+    /// Beyond these, the peer is read no further until it catches up: requests
+    /// buffered while one is answered, answers it has not read.
+    static let maxBufferedInput = 256 * 1024
+    static let maxPendingOutput = 1024 * 1024
 
     init(fd: Int32, loop: EventLoop, peer: SocketAddress?, gateway: GatewayPlugin, secure: Bool) {
         self.gateway = gateway
@@ -30,10 +36,16 @@ final class HTTPConnection: Connection {
         if closeWhenWritten { return }
         parser.append(bytes)
         processRequests()
+        if !isClosed && !upgraded && (parser.bufferedBytes > Self.maxBufferedInput || pendingOutput > Self.maxPendingOutput) {
+            pauseReading()
+        }
     }
 
     private func processRequests() {
-        while !busy && !isClosed && !closeWhenWritten && !upgraded {
+        if processing { return }
+        processing = true
+        defer { processing = false }
+        while !busy && !isClosed && !closeWhenWritten && !upgraded && pendingOutput <= Self.maxPendingOutput {
             if parser.isReadingHead && headStartedAt == nil { headStartedAt = loop.now }
             let event: HTTPParserEvent?
             do {
@@ -81,6 +93,15 @@ final class HTTPConnection: Connection {
         write(answer, head: request.method == "HEAD", origin: request.header("origin"))
         busy = false
         processRequests()
+        resumeIfCaughtUp()
+    }
+
+    private func resumeIfCaughtUp() {
+        if !busy && !isClosed && !upgraded && parser.bufferedBytes <= Self.maxBufferedInput / 2
+            && pendingOutput <= Self.maxPendingOutput / 2
+        {
+            resumeReading()
+        }
     }
 
     /// The same, from any thread.
@@ -97,7 +118,9 @@ final class HTTPConnection: Connection {
     }
 
     override func writeDrained() {
-        if closeWhenWritten { close(reason: .local) }
+        if closeWhenWritten { return close(reason: .local) }
+        processRequests()
+        resumeIfCaughtUp()
     }
 
     // MARK: Upgrades

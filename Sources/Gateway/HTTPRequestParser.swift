@@ -106,6 +106,9 @@ public struct HTTPParser: Sendable {
         return rest
     }
 
+    /// Bytes received and not yet consumed.
+    public var bufferedBytes: Int { buffer.count - start }
+
     /// True while part of a request has arrived but not all of it.
     public var isMidRequest: Bool {
         if case .head = state { return start < buffer.count && !onlyBlankLines }

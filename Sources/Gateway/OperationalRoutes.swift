@@ -17,13 +17,13 @@ extension GatewayPlugin {
         }
     }
 
+    static let healthy = HTTPResponse.json(200, Array(#"{"status":"ok"}"#.utf8))
+
     private func health(_ ctx: RequestContext) {
-        services.collectMetrics { m in
-            if m.storeWritable {
-                ctx.respond(.json(200, Array(#"{"status":"ok"}"#.utf8)))
-            } else {
-                ctx.respond(.json(503, Array(#"{"status":"unavailable","error":"store_unwritable","message":"the store cannot write (disk full or failing)"}"#.utf8)))
-            }
+        if services.storeWritable {
+            ctx.respond(Self.healthy)
+        } else {
+            ctx.respond(.json(503, Array(#"{"status":"unavailable","error":"store_unwritable","message":"the store cannot write (disk full or failing)"}"#.utf8)))
         }
     }
 

@@ -17,6 +17,7 @@ open class Connection: EventHandler {
     public let fd: Int32
     @exclusivity(unchecked) private var flushScheduled = false
     private var pollingWrites = false
+    private var readingPaused = false
     public private(set) var isClosed = false
     /// A framing layer between the socket (or TLS) and the protocol: WebSocket.
     public private(set) var layer: StreamLayer?
@@ -60,7 +61,7 @@ open class Connection: EventHandler {
     /// Starts reading. Call on the loop's thread.
     public func activate() throws(SystemError) {
         // On a loop it has moved to, a connection still waiting to write keeps EPOLLOUT.
-        try loop.register(fd, self, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue | (pollingWrites ? EPOLLOUT.rawValue : 0))
+        try loop.register(fd, self, events: watchedEvents(writes: pollingWrites))
     }
 
     /// Moving to another loop, step 1 (on the current loop's thread): stop
@@ -79,7 +80,33 @@ open class Connection: EventHandler {
     /// Bytes queued and not yet written.
     public var pendingOutput: Int { outBuffer.count - outOffset }
 
+    /// What epoll watches: input unless reading is paused, output while writes wait.
+    private func watchedEvents(writes: Bool) -> UInt32 {
+        (readingPaused ? 0 : EPOLLIN.rawValue | EPOLLRDHUP.rawValue) | (writes ? EPOLLOUT.rawValue : 0)
+    }
+
+    /// Stops reading from the socket (the peer is sending faster than it is
+    /// answered): what it sends waits in the kernel, whose window then holds it
+    /// back. A hang-up or an error still ends the connection.
+    public func pauseReading() {
+        if readingPaused || isClosed { return }
+        readingPaused = true
+        loop.modify(fd, events: watchedEvents(writes: pollingWrites))
+    }
+
+    public func resumeReading() {
+        if !readingPaused || isClosed { return }
+        readingPaused = false
+        loop.modify(fd, events: watchedEvents(writes: pollingWrites))
+        readAvailable()
+    }
+
     public func handleEvent(_ events: UInt32) {
+        if readingPaused {
+            if events & (EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 { return close(reason: .peerClosed) }
+            if events & EPOLLOUT.rawValue != 0 { flush() }
+            return
+        }
         let readable = events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0
         let writable = events & EPOLLOUT.rawValue != 0
         guard let tls else {
@@ -125,7 +152,7 @@ open class Connection: EventHandler {
     private func setPollingWrites(_ on: Bool) {
         if pollingWrites == on { return }
         pollingWrites = on
-        loop.modify(fd, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue | (on ? EPOLLOUT.rawValue : 0))
+        loop.modify(fd, events: watchedEvents(writes: on))
     }
 
     private func readTLS(_ tls: TLSStream) {
@@ -274,7 +301,7 @@ open class Connection: EventHandler {
             } else if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
                 if !pollingWrites {
                     pollingWrites = true
-                    loop.modify(fd, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLOUT.rawValue)
+                    loop.modify(fd, events: watchedEvents(writes: true))
                 }
                 return
             } else if n < 0 && errno == EINTR {
@@ -290,7 +317,7 @@ open class Connection: EventHandler {
         framedUpTo = 0
         if pollingWrites {
             pollingWrites = false
-            loop.modify(fd, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue)
+            loop.modify(fd, events: watchedEvents(writes: false))
         }
         writeDrained()
     }
