@@ -116,10 +116,16 @@ extension ClientConnection {
         }
         // The same object moves: its socket, TLS state and unread bytes go along.
         // Hand over only once this loop is done with the connection for this turn,
-        // so that the two loops never touch it at the same time.
+        // so that the two loops never touch it at the same time. That includes the
+        // end-of-turn flush of output queued before the CONNECT (a WebSocket client's
+        // 101 answer): a loop runs its end-of-turn tasks before its flushes, so the
+        // hand-over waits one more round, until after them.
         leaveLoop()
         ctx.clients[ObjectIdentifier(self)] = nil
-        loop.atEndOfTurn { [self] in home.loop.execute { [self] in moved(to: home, connect, clientID, assigned, username) } }
+        let here = loop
+        here.atEndOfTurn { [self] in
+            here.atEndOfTurn { [self] in home.loop.execute { [self] in moved(to: home, connect, clientID, assigned, username) } }
+        }
     }
 
     /// On the home loop: watch the socket here and finish CONNECT.
