@@ -603,9 +603,9 @@ def test_members_add(gw):
     assert r == {"room": "general", "username": "Bob"}, r
     assert [x["name"] for x in expect(bob.get("/v1/rooms"), 200).json] == ["general"]
     expect(bob.get("/v1/rooms/general"), 200)
-    # Only the owner adds: a member cannot, nor can a stranger.
+    # Only the owner adds: a member cannot (not_owner), nor can a stranger (not_a_member).
     expect(bob.post("/v1/rooms/general/members", {"username": "carol"}), 403, "not_owner")
-    expect(carol.post("/v1/rooms/general/members", {"username": "carol"}), 403, "not_owner")
+    expect(carol.post("/v1/rooms/general/members", {"username": "carol"}), 403, "not_a_member")
     expect(carol.get("/v1/rooms/general"), 403, "not_a_member")
     expect(alice.post("/v1/rooms/general/members", {"username": "nobody"}), 404, "user_not_found")
     expect(alice.post("/v1/rooms/nosuchroom/members", {"username": "carol"}), 404, "room_not_found")
@@ -625,7 +625,7 @@ def test_members_remove(gw, paho):
     # A member removes nobody but himself; a stranger nobody.
     outsider = gw.user("erin")
     expect(dave.delete("/v1/rooms/general/members/carol"), 403, "not_owner")
-    expect(outsider.delete("/v1/rooms/general/members/carol"), 403, "not_owner")
+    expect(outsider.delete("/v1/rooms/general/members/carol"), 403, "not_a_member")
     # The owner removes bob: his subscription ends at once.
     expect_no_body(alice.delete("/v1/rooms/general/members/Bob"), 204)
     expect(bob.get("/v1/rooms/general"), 403, "not_a_member")
