@@ -762,7 +762,7 @@ def test_messages_paging(gw):
 
 @pytest.mark.parametrize("query", ["limit=0", "limit=501", "limit=-1", "limit=abc", "limit=1.5", "limit=",
                                    "before=-1", "before=x", "after=-5", "after=1e3", "after=0x10",
-                                   "after=99999999999999999999999", "limit=50&limit=%31"])
+                                   "after=99999999999999999999999"])
 def test_messages_400(gw, query):
     alice, _ = alice_bob(gw)
     post(alice, "general", "hi")
