@@ -48,14 +48,20 @@ let package = Package(
         // The chat plugin: users, tokens, rooms, membership, history, receipts, presence.
         .target(name: "Chat", dependencies: ["MQTT", "Reactor", "Broker", "Store", "JSON", "COpenSSL"], swiftSettings: swift5),
 
-        .executableTarget(name: "parley", dependencies: ["MQTT", "Reactor", "Broker", "Chat"], swiftSettings: swift5),
+        // The HTTP gateway plugin: HTTP/1.1, REST, WebSocket (MQTT on /mqtt), metrics,
+        // and the web client (Web/, built into the binary).
+        .target(name: "Gateway", dependencies: ["Reactor", "Broker", "Chat", "JSON", "COpenSSL"],
+                resources: [.embedInCode("Web")], swiftSettings: swift5),
 
-        .target(name: "FuzzHarnesses", dependencies: ["MQTT", "Broker", "JSON", "Chat"], path: "Fuzz/Harnesses", swiftSettings: swift5),
+        .executableTarget(name: "parley", dependencies: ["MQTT", "Reactor", "Broker", "Chat", "Gateway"], swiftSettings: swift5),
+
+        .target(name: "FuzzHarnesses", dependencies: ["MQTT", "Broker", "JSON", "Chat", "Gateway"], path: "Fuzz/Harnesses", swiftSettings: swift5),
 
         .testTarget(name: "MQTTTests", dependencies: ["MQTT"]),
         .testTarget(name: "FuzzCorpusTests", dependencies: ["FuzzHarnesses"]),
         .testTarget(name: "JSONTests", dependencies: ["JSON"]),
         .testTarget(name: "ChatTests", dependencies: ["Chat", "Broker", "MQTT", "JSON"]),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway"]),
         .testTarget(name: "SystemTests", dependencies: ["CLinux", "COpenSSL", "CSQLite"]),
         .testTarget(name: "IntegrationTests", dependencies: ["MQTT", "Broker", "Reactor", "Store", "CLinux", "parley"]),
     ]

@@ -89,6 +89,7 @@ public final class Broker: BrokerServices, @unchecked Sendable {
             database = store
             if config.durability != .none { self.store = store }
         }
+        tlsContext = try config.tls.map { TLSContextHolder(try TLSContext($0)) }
         // Plugins start with the database still theirs to read directly (their
         // tables, migrations), before the broker's own state is restored.
         for plugin in plugins { try plugin.start(self) }
@@ -100,37 +101,25 @@ public final class Broker: BrokerServices, @unchecked Sendable {
                                     "load_ms": Int(Date().timeIntervalSince(started) * 1000)])
         }
         database?.start()
-        if !config.mqttsListeners.isEmpty {
-            guard let settings = config.tls else {
-                throw TLSError("TLS listeners need a certificate and a key (tls_cert, tls_key or --cert, --key)")
-            }
-            tlsContext = TLSContextHolder(try TLSContext(settings))
+        if !config.mqttsListeners.isEmpty && tlsContext == nil {
+            throw TLSError("TLS listeners need a certificate and a key (tls_cert, tls_key or --cert, --key)")
         }
         for address in config.mqttListeners {
-            // One socket, watched by every loop; the kernel wakes one loop per
-            // connection. (Not SO_REUSEPORT: that would let a second broker share
-            // the port silently instead of failing to start.)
             let fd = try Sockets.listen(address, reusePort: false)
-            listeningSockets.append(fd)
             guard let bound = Sockets.localAddress(fd) else { throw SystemError("getsockname") }
             boundAddresses.append(bound)
-            for ctx in loops {
-                listeners.append(try Listener(fd: fd, loop: ctx.loop, exclusive: true) { [unowned self] client, peer in
-                    self.accepted(client, peer: peer, on: ctx, tls: nil)
-                })
+            try addListeners(fd) { [unowned self] client, peer, loop in
+                self.accepted(client, peer: peer, on: loops[loop.index], tls: nil)
             }
             Log.info("listener.open", ["address": bound, "protocol": "mqtt", "loops": count])
         }
         for address in config.mqttsListeners {
             let fd = try Sockets.listen(address, reusePort: false)
-            listeningSockets.append(fd)
             guard let bound = Sockets.localAddress(fd) else { throw SystemError("getsockname") }
             boundTLSAddresses.append(bound)
             let holder = tlsContext!
-            for ctx in loops {
-                listeners.append(try Listener(fd: fd, loop: ctx.loop, exclusive: true) { [unowned self] client, peer in
-                    self.accepted(client, peer: peer, on: ctx, tls: holder)
-                })
+            try addListeners(fd) { [unowned self] client, peer, loop in
+                self.accepted(client, peer: peer, on: loops[loop.index], tls: holder)
             }
             Log.info("listener.open", ["address": bound, "protocol": "mqtts", "loops": count])
         }
@@ -159,6 +148,19 @@ public final class Broker: BrokerServices, @unchecked Sendable {
         }
     }
 
+    /// Watches a listening socket on every loop; the kernel wakes one loop per
+    /// connection. (Not SO_REUSEPORT: that would let a second broker share the port
+    /// silently instead of failing to start.)
+    func addListeners(_ fd: Int32, _ accept: @escaping (Int32, SocketAddress?, EventLoop) -> Void) throws {
+        listeningSockets.append(fd)
+        for ctx in loops {
+            let loop = ctx.loop
+            listeners.append(try Listener(fd: fd, loop: loop, exclusive: true) { client, peer in
+                accept(client, peer, loop)
+            })
+        }
+    }
+
     private func startTimers(_ ctx: BrokerLoop) {
         func sweep() {
             ctx.sweep()
@@ -178,6 +180,8 @@ public final class Broker: BrokerServices, @unchecked Sendable {
         let count = connectionCount.add(1, ordering: .relaxed).newValue
         ctx.stats.connectionsAccepted += 1
         let conn = ClientConnection(fd: fd, ctx: ctx, peer: peer)
+        conn.listenerKind = tls == nil ? .mqtt : .mqtts
+        ctx.stats.open[Int(conn.listenerKind.rawValue)] += 1
         if let tls, !conn.startTLS(tls.context) {
             conn.closeNow()
             return

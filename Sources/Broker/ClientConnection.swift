@@ -4,6 +4,16 @@ import Reactor
 /// One MQTT client's socket: frames bytes into packets, hands each to its handler
 /// (HandleConnect, HandlePublish, HandleSubscribe, HandleAcks, HandleDisconnect),
 /// and encodes what the broker sends back.
+/// The kinds of listener an MQTT client can come in on.
+enum ListenerKind: UInt8, CaseIterable {
+    case mqtt, mqtts, ws, wss
+
+    /// The listener's name as `ClientInfo.listener` and the metrics give it.
+    var listener: String { ["mqtt", "mqtts", "http", "https"][Int(rawValue)] }
+    var transport: String { ["tcp", "tls", "ws", "wss"][Int(rawValue)] }
+    var metricsName: String { ["mqtt", "mqtts", "ws", "wss"][Int(rawValue)] }
+}
+
 final class ClientConnection: Connection {
     enum State { case awaitingConnect, authenticating, connected, closing }
 
@@ -26,6 +36,8 @@ final class ClientConnection: Connection {
     var clientReceiveMaximum: UInt16 = 65_535
     var clientTopicAliasMaximum: UInt16 = 0
     var state = State.awaitingConnect
+    /// Which kind of listener the client came in on.
+    var listenerKind = ListenerKind.mqtt
     var version = ProtocolVersion.v3_1_1
     /// Packet processing waits (authentication, an async ack) while set.
     var paused = false
@@ -64,7 +76,8 @@ final class ClientConnection: Connection {
 
     var clientInfo: ClientInfo {
         ClientInfo(clientID: clientID, username: username, peer: peer, protocolVersion: version,
-                   tlsIdentity: tls?.peerCommonName, isInternal: false)
+                   tlsIdentity: tls?.peerCommonName, isInternal: false,
+                   listener: listenerKind.listener, transport: listenerKind.transport)
     }
 
     // MARK: Input
@@ -287,6 +300,7 @@ final class ClientConnection: Connection {
         }
         ctx.clients[ObjectIdentifier(self)] = nil
         ctx.broker.connectionCount.subtract(1, ordering: .relaxed)
+        ctx.stats.open[Int(listenerKind.rawValue)] -= 1
         guard let session, session.connection === self else { return }
         detachSession(session)
     }

@@ -70,7 +70,7 @@ public struct ConfigFile: Sendable {
 
 /// Parsers for setting values; each error names what was expected.
 public enum ConfigValue {
-    static func bool(_ v: String) -> Bool? {
+    public static func bool(_ v: String) -> Bool? {
         switch v.lowercased() {
         case "true", "yes", "on", "1": return true
         case "false", "no", "off", "0": return false

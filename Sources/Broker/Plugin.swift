@@ -12,9 +12,14 @@ public struct ClientInfo: Sendable {
     public let tlsIdentity: String?
     /// True for the broker's own internal clients (plugins publishing).
     public let isInternal: Bool
+    /// The listener the client came in on: "mqtt", "mqtts", "http", "https", or a
+    /// plugin's name for a client it made ("rest").
+    public let listener: String
+    /// What carries its bytes: "tcp", "tls", "ws", "wss", or "internal".
+    public let transport: String
 
     public init(clientID: String, username: String?, peer: SocketAddress?, protocolVersion: ProtocolVersion,
-                tlsIdentity: String?, isInternal: Bool)
+                tlsIdentity: String?, isInternal: Bool, listener: String = "internal", transport: String = "internal")
     {
         self.clientID = clientID
         self.username = username
@@ -22,6 +27,8 @@ public struct ClientInfo: Sendable {
         self.protocolVersion = protocolVersion
         self.tlsIdentity = tlsIdentity
         self.isInternal = isInternal
+        self.listener = listener
+        self.transport = transport
     }
 }
 
@@ -200,6 +207,59 @@ public protocol BrokerServices: AnyObject, Sendable {
     /// crash, then routing. `completion` gets success (0x10 when nobody subscribes),
     /// or the refusal's code; on the client id's loop.
     func publish(_ message: Message, as client: ClientInfo, completion: @escaping @Sendable (ReasonCode) -> Void)
+    /// Opens a listener for a plugin's own protocol (HTTP) on every event loop, as
+    /// the MQTT listeners are; with `secure`, connections get the TLS settings'
+    /// context (`startTLS`). `accept` runs on the loop that took each connection.
+    /// Only in `start`. Returns the address bound (port 0 picks a free one).
+    func listen(_ address: SocketAddress, name: String, secure: Bool,
+                accept: @escaping (AcceptedSocket) -> Void) throws -> SocketAddress
+    /// Makes an MQTT client of a connection a plugin accepted and upgraded (a
+    /// WebSocket on `/mqtt`): from then on it is a client like any other. Call on
+    /// the thread of the loop that owns the socket.
+    func adoptMQTTClient(_ handOver: MQTTHandOver)
+    /// Counters and gauges of the broker, for a metrics endpoint. `done` runs on a
+    /// loop thread once every loop has answered.
+    func collectMetrics(_ done: @escaping @Sendable (BrokerMetrics) -> Void)
+    /// Whether the database can take writes now (its last commit succeeded and it is
+    /// not full); true when there is no database.
+    var storeWritable: Bool { get }
+}
+
+/// A connection a plugin's listener accepted.
+public struct AcceptedSocket {
+    public let fd: Int32
+    public let peer: SocketAddress?
+    public let loop: EventLoop
+    /// The TLS context, for a secure listener.
+    public let tls: TLSContext?
+}
+
+/// A socket a plugin hands to the broker as an MQTT client.
+public struct MQTTHandOver {
+    public let fd: Int32
+    public let peer: SocketAddress?
+    public let loop: EventLoop
+    public let tls: TLSStream?
+    public let layer: StreamLayer
+    /// Bytes that arrived after the upgrade request, for the layer.
+    public let initialBytes: [UInt8]
+    /// Bytes to write first, unframed (the end of the upgrade answer).
+    public let greeting: [UInt8]
+    /// The listener's name ("http", "https").
+    public let listener: String
+
+    public init(fd: Int32, peer: SocketAddress?, loop: EventLoop, tls: TLSStream?, layer: StreamLayer,
+                initialBytes: [UInt8], greeting: [UInt8], listener: String)
+    {
+        self.greeting = greeting
+        self.fd = fd
+        self.peer = peer
+        self.loop = loop
+        self.tls = tls
+        self.layer = layer
+        self.initialBytes = initialBytes
+        self.listener = listener
+    }
 }
 
 /// A plugin's tables in the broker's SQLite database.
@@ -221,6 +281,11 @@ public struct PluginSettings: Sendable {
         public let text: String
         public let file: String
         public let line: Int
+        public init(text: String, file: String, line: Int) {
+            self.text = text
+            self.file = file
+            self.line = line
+        }
     }
     public var values: [String: Value] = [:]
     public init() {}

@@ -33,6 +33,13 @@ public struct ChatAdmin {
     // MARK: Users
 
     public func addUser(_ name: String, password: String, email: String?) throws {
+        try Self.validateNewUser(name, password: password, email: email)
+        try addUser(name, passwordHash: PasswordHash.make(password: Array(password.utf8), parameters: Self.scryptParameters),
+                    email: email)
+    }
+
+    /// The checks of a sign-up, before any hashing.
+    static func validateNewUser(_ name: String, password: String, email: String?) throws {
         do {
             try Credentials.validateUsername(name)
             try Credentials.validatePassword(password)
@@ -40,11 +47,14 @@ public struct ChatAdmin {
         } catch {
             throw ChatAdminError(error.code, error.description)
         }
+    }
+
+    /// A new user whose password was hashed already (off the store's thread).
+    func addUser(_ name: String, passwordHash hash: String, email: String?) throws {
         let canonical = Credentials.canonicalName(name)
         if try exists("SELECT 1 FROM chat_users WHERE name = ?", canonical) {
             throw ChatAdminError("username_taken", "user \(name) exists already")
         }
-        let hash = PasswordHash.make(password: Array(password.utf8), parameters: Self.scryptParameters)
         try db.prepare("INSERT INTO chat_users(name, display, email, password, notify, created_at) VALUES (?, ?, ?, ?, NULL, ?)")
             .bind(1, canonical).bind(2, name).bind(3, email).bind(4, hash).bind(5, Timestamp.now()).run()
         try changed("user", canonical)
@@ -52,11 +62,41 @@ public struct ChatAdmin {
 
     /// A new password; every token of the user is revoked.
     public func setPassword(_ name: String, password: String) throws {
-        let canonical = try existingUser(name)
         do { try Credentials.validatePassword(password) } catch { throw ChatAdminError(error.code, error.description) }
-        let hash = PasswordHash.make(password: Array(password.utf8), parameters: Self.scryptParameters)
+        try setPassword(name, hash: PasswordHash.make(password: Array(password.utf8), parameters: Self.scryptParameters))
+    }
+
+    func setPassword(_ name: String, hash: String) throws {
+        let canonical = try existingUser(name)
         try db.prepare("UPDATE chat_users SET password = ? WHERE name = ?").bind(1, hash).bind(2, canonical).run()
         try db.prepare("DELETE FROM chat_tokens WHERE user = ?").bind(1, canonical).run()
+        try changed("user", canonical)
+    }
+
+    /// A new e-mail address (nil: none) or notification preferences (JSON text).
+    func setProfile(_ name: String, email: String??, notify: String?) throws {
+        let canonical = try existingUser(name)
+        if let email {
+            try db.prepare("UPDATE chat_users SET email = ? WHERE name = ?").bind(1, email).bind(2, canonical).run()
+        }
+        if let notify {
+            try db.prepare("UPDATE chat_users SET notify = ? WHERE name = ?").bind(1, notify).bind(2, canonical).run()
+        }
+        try changed("user", canonical)
+    }
+
+    /// Stores a token's hash for the user.
+    func storeToken(_ hash: [UInt8], user name: String, expiresAt: Int64) throws {
+        let canonical = try existingUser(name)
+        try db.prepare("INSERT INTO chat_tokens(hash, user, expires_at) VALUES (?, ?, ?)")
+            .bind(1, bytes: hash).bind(2, canonical).bind(3, expiresAt).run()
+        try changed("user", canonical)
+    }
+
+    /// Revokes one token.
+    func dropToken(_ hash: [UInt8], user name: String) throws {
+        let canonical = Credentials.canonicalName(name)
+        try db.prepare("DELETE FROM chat_tokens WHERE hash = ?").bind(1, bytes: hash).run()
         try changed("user", canonical)
     }
 
@@ -131,14 +171,15 @@ public struct ChatAdmin {
         try changed("room", room, event: "join", user: try display(canonical), by: nil)
     }
 
-    public func removeMember(_ room: String, _ user: String) throws {
+    /// The owner (or an admin) removes a member: a kick; with `leaving`, the member left.
+    public func removeMember(_ room: String, _ user: String, leaving: Bool = false) throws {
         try existingRoom(room)
         let canonical = Credentials.canonicalName(user)
         guard try exists2("SELECT 1 FROM chat_members WHERE room = ? AND user = ?", room, canonical) else {
             throw ChatAdminError("not_a_member", "\(user) is not a member of \(room)")
         }
         try db.prepare("DELETE FROM chat_members WHERE room = ? AND user = ?").bind(1, room).bind(2, canonical).run()
-        try changed("room", room, event: "kick", user: (try? display(canonical)) ?? user, by: nil)
+        try changed("room", room, event: leaving ? "leave" : "kick", user: (try? display(canonical)) ?? user, by: nil)
     }
 
     /// The room, its members and its history go.
@@ -154,7 +195,7 @@ public struct ChatAdmin {
 
     // MARK: Helpers
 
-    private func existingUser(_ name: String) throws -> String {
+    func existingUser(_ name: String) throws -> String {
         let canonical = Credentials.canonicalName(name)
         guard try exists("SELECT 1 FROM chat_users WHERE name = ?", canonical) else {
             throw ChatAdminError("user_not_found", "no user \(name)")
@@ -162,13 +203,13 @@ public struct ChatAdmin {
         return canonical
     }
 
-    private func existingRoom(_ room: String) throws {
+    func existingRoom(_ room: String) throws {
         guard try exists("SELECT 1 FROM chat_rooms WHERE name = ?", room) else {
             throw ChatAdminError("room_not_found", "no room \(room)")
         }
     }
 
-    private func display(_ canonical: String) throws -> String {
+    func display(_ canonical: String) throws -> String {
         try strings("SELECT display FROM chat_users WHERE name = ?", canonical).first ?? canonical
     }
 

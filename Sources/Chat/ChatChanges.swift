@@ -11,21 +11,26 @@ import Store
 extension ChatPlugin {
     func pollChanges() {
         guard !polling.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        let after = lastChangeSeen.load(ordering: .relaxed)
         services.storage.read { [self] db in
             defer { polling.store(false, ordering: .releasing) }
-            do {
-                let q = try db.prepare("SELECT id, kind, subject, detail FROM chat_changes WHERE id > ? ORDER BY id")
-                q.bind(1, after)
-                var rows: [(Int64, String, String, String?)] = []
-                while try q.step() { rows.append((q.int(0), q.text(1) ?? "", q.text(2) ?? "", q.text(3))) }
-                for (id, kind, subject, detail) in rows {
-                    try apply(kind: kind, subject: subject, detail: detail, db: db)
-                    lastChangeSeen.store(id, ordering: .relaxed)
-                }
-            } catch {
-                Log.error("chat.changes_failed", ["error": error])
+            applyChanges(db)
+        }
+    }
+
+    /// Applies the chat_changes rows not applied yet. Only on the store's thread
+    /// (in `storage.read`), so that two callers never apply the same rows.
+    func applyChanges(_ db: SQLiteDatabase) {
+        do {
+            let q = try db.prepare("SELECT id, kind, subject, detail FROM chat_changes WHERE id > ? ORDER BY id")
+            q.bind(1, lastChangeSeen.load(ordering: .relaxed))
+            var rows: [(Int64, String, String, String?)] = []
+            while try q.step() { rows.append((q.int(0), q.text(1) ?? "", q.text(2) ?? "", q.text(3))) }
+            for (id, kind, subject, detail) in rows {
+                try apply(kind: kind, subject: subject, detail: detail, db: db)
+                lastChangeSeen.store(id, ordering: .relaxed)
             }
+        } catch {
+            Log.error("chat.changes_failed", ["error": error])
         }
     }
 

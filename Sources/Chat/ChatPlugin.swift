@@ -72,6 +72,10 @@ public final class ChatPlugin: BrokerPlugin, @unchecked Sendable {
     /// The last chat_changes row applied.
     let lastChangeSeen = Atomic<Int64>(0)
     let polling = Atomic<Bool>(false)
+    /// Posts stored since the start (metrics).
+    let postsStored = Atomic<Int>(0)
+    /// Answers for REST posts, left by `post` for `ChatRequests.post`, by message.
+    let restReplies = Mutex<[ObjectIdentifier: RESTReply]>([:])
 
     public init(settings: ChatSettings = ChatSettings()) {
         currentSettings = Mutex(settings)
@@ -226,6 +230,11 @@ public final class ChatPlugin: BrokerPlugin, @unchecked Sendable {
     public func sessionOffline(_ client: ClientInfo) {
         guard let user = client.username, directory.user(user) != nil else { return }
         presenceChanged(user, online: false)
+    }
+
+    /// Figures for a metrics endpoint: posts stored since the start, users online.
+    public var figures: (postsStored: Int, usersOnline: Int) {
+        (postsStored.load(ordering: .relaxed), presence.usersOnline.load(ordering: .relaxed))
     }
 
     public func tick(now: UInt64) {

@@ -3,10 +3,14 @@ import Synchronization
 /// Token buckets per user (SPEC section 3: `chat_post_rate`, default 20 posts a
 /// second with a burst of 100; typing and receipts a separate, smaller budget, so
 /// they are shed first). Memory is bounded: full buckets are forgotten.
-final class PostRateLimit: Sendable {
-    struct Rate: Sendable {
-        var perSecond: Double
-        var burst: Double
+public final class PostRateLimit: Sendable {
+    public struct Rate: Sendable {
+        public var perSecond: Double
+        public var burst: Double
+        public init(perSecond: Double, burst: Double) {
+            self.perSecond = perSecond
+            self.burst = burst
+        }
     }
 
     private struct Bucket {
@@ -16,13 +20,13 @@ final class PostRateLimit: Sendable {
 
     private let state: Mutex<(rate: Rate, buckets: [String: Bucket])>
 
-    init(_ rate: Rate) { state = Mutex((rate, [:])) }
+    public init(_ rate: Rate) { state = Mutex((rate, [:])) }
 
     /// SIGHUP: a new rate, for the buckets as they are.
-    func setRate(_ rate: Rate) { state.withLock { $0.rate = rate } }
+    public func setRate(_ rate: Rate) { state.withLock { $0.rate = rate } }
 
     /// Takes one token for `user` at `now` (milliseconds); false when none is left.
-    func take(_ user: String, now: UInt64) -> Bool {
+    public func take(_ user: String, now: UInt64) -> Bool {
         state.withLock { s in
             let rate = s.rate
             var b = s.buckets[user] ?? Bucket(tokens: rate.burst, at: now)

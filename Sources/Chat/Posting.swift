@@ -2,6 +2,7 @@ import Broker
 import JSON
 import MQTT
 import Store
+import Synchronization
 
 /// What a member published to `rooms/<room>/messages`: plain UTF-8 text, or
 /// `{"body": "...", "ckey": "..."}`.
@@ -60,8 +61,10 @@ extension ChatPlugin {
             if let key, sequence.repeated(key, now: ts) != nil {
                 // A repeat: a success, delivered once; acknowledged only once the
                 // original is stored (it may still wait for its commit).
-                ctx.afterPending {
-                    completion(sequence.repeated(key, now: ts) != nil ? .acceptWithoutRouting : .refuse(.quotaExceeded))
+                ctx.afterPending { [self] in
+                    guard let original = sequence.repeated(key, now: ts) else { return completion(.refuse(.quotaExceeded)) }
+                    leaveRESTReply(.repeated(original), for: message, client)
+                    completion(.acceptWithoutRouting)
                 }
                 return
             }
@@ -81,12 +84,20 @@ extension ChatPlugin {
             ctx.publish(envelope, writes: [row]) { [self] ok in
                 if ok {
                     unread.posted(room: room, by: from, directory: directory)
+                    postsStored.add(1, ordering: .relaxed)
+                    leaveRESTReply(.created(envelope.payload.map { $0 }), for: message, client)
                 } else if let key {
                     sequence.forget(key)  // not stored: a retry is a new post
                 }
                 completion(ok ? .acceptWithoutRouting : .refuse(.quotaExceeded))
             }
         }
+    }
+
+    /// A REST post's answer (ChatRequests), for posts made by the gateway's clients only.
+    private func leaveRESTReply(_ reply: RESTReply, for message: Message, _ client: ClientInfo) {
+        guard client.listener == Self.restListener else { return }
+        restReplies.withLock { $0[ObjectIdentifier(message)] = reply }
     }
 
     /// A direct message to `users/<user>/inbox`: stamped like a post, with an id in

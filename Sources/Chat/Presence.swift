@@ -2,19 +2,25 @@ import Broker
 import JSON
 import MQTT
 import Store
+import Synchronization
 
 /// Connected sessions per user, on the user's loop: the first session online and
 /// the last offline are what presence reports.
 final class PresenceCounter: @unchecked Sendable {
     private final class LoopCounts { var sessions: [String: Int] = [:] }
     private var perLoop: [LoopCounts] = []
+    /// Users with at least one session connected.
+    let usersOnline = Atomic<Int>(0)
     func prepare(loops: Int) { perLoop = (0..<loops).map { _ in LoopCounts() } }
 
     /// Adds `delta` to a user's sessions (on the user's loop `index`); returns the new count.
     func add(_ delta: Int, user: String, loop index: Int) -> Int {
         let counts = perLoop[index]
-        let n = max(0, (counts.sessions[user] ?? 0) + delta)
+        let before = counts.sessions[user] ?? 0
+        let n = max(0, before + delta)
         counts.sessions[user] = n == 0 ? nil : n
+        if before == 0 && n > 0 { usersOnline.add(1, ordering: .relaxed) }
+        if before > 0 && n == 0 { usersOnline.subtract(1, ordering: .relaxed) }
         return n
     }
 }

@@ -17,7 +17,12 @@ open class Connection: EventHandler {
     public let fd: Int32
     @exclusivity(unchecked) private var flushScheduled = false
     private var pollingWrites = false
+    private var readingPaused = false
     public private(set) var isClosed = false
+    /// A framing layer between the socket (or TLS) and the protocol: WebSocket.
+    public private(set) var layer: StreamLayer?
+    /// Output before this offset is framed by the layer; after it, not yet.
+    @exclusivity(unchecked) private var framedUpTo = 0
 
     public init(fd: Int32, loop: EventLoop, peer: SocketAddress?) {
         self.fd = fd
@@ -46,10 +51,17 @@ open class Connection: EventHandler {
         tls = stream
     }
 
+    /// Puts a framing layer between the socket and `received` / `send` (an upgraded
+    /// HTTP connection speaking WebSocket). Output queued before it stays unframed.
+    public func setLayer(_ newLayer: StreamLayer) {
+        framedUpTo = outBuffer.count
+        layer = newLayer
+    }
+
     /// Starts reading. Call on the loop's thread.
     public func activate() throws(SystemError) {
         // On a loop it has moved to, a connection still waiting to write keeps EPOLLOUT.
-        try loop.register(fd, self, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue | (pollingWrites ? EPOLLOUT.rawValue : 0))
+        try loop.register(fd, self, events: watchedEvents(writes: pollingWrites))
     }
 
     /// Moving to another loop, step 1 (on the current loop's thread): stop
@@ -68,7 +80,33 @@ open class Connection: EventHandler {
     /// Bytes queued and not yet written.
     public var pendingOutput: Int { outBuffer.count - outOffset }
 
+    /// What epoll watches: input unless reading is paused, output while writes wait.
+    private func watchedEvents(writes: Bool) -> UInt32 {
+        (readingPaused ? 0 : EPOLLIN.rawValue | EPOLLRDHUP.rawValue) | (writes ? EPOLLOUT.rawValue : 0)
+    }
+
+    /// Stops reading from the socket (the peer is sending faster than it is
+    /// answered): what it sends waits in the kernel, whose window then holds it
+    /// back. A hang-up or an error still ends the connection.
+    public func pauseReading() {
+        if readingPaused || isClosed { return }
+        readingPaused = true
+        loop.modify(fd, events: watchedEvents(writes: pollingWrites))
+    }
+
+    public func resumeReading() {
+        if !readingPaused || isClosed { return }
+        readingPaused = false
+        loop.modify(fd, events: watchedEvents(writes: pollingWrites))
+        readAvailable()
+    }
+
     public func handleEvent(_ events: UInt32) {
+        if readingPaused {
+            if events & (EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 { return close(reason: .peerClosed) }
+            if events & EPOLLOUT.rawValue != 0 { flush() }
+            return
+        }
         let readable = events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0
         let writable = events & EPOLLOUT.rawValue != 0
         guard let tls else {
@@ -114,7 +152,7 @@ open class Connection: EventHandler {
     private func setPollingWrites(_ on: Bool) {
         if pollingWrites == on { return }
         pollingWrites = on
-        loop.modify(fd, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue | (on ? EPOLLOUT.rawValue : 0))
+        loop.modify(fd, events: watchedEvents(writes: on))
     }
 
     private func readTLS(_ tls: TLSStream) {
@@ -125,7 +163,7 @@ open class Connection: EventHandler {
         while !isClosed {
             switch tls.read(buffer) {
             case .done(let n):
-                received(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+                arrived(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
             case .wantRead:
                 return
             case .wantWrite:
@@ -153,7 +191,7 @@ open class Connection: EventHandler {
             if isClosed { return }
             let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
             if n > 0 {
-                received(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+                arrived(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
                 if n < buffer.count { return }
             } else if n == 0 {
                 close(reason: .peerClosed)
@@ -166,7 +204,42 @@ open class Connection: EventHandler {
         }
     }
 
+    @inline(__always)
+    private func arrived(_ bytes: UnsafeRawBufferPointer) {
+        if let layer { layer.decode(bytes, for: self) } else { received(bytes) }
+    }
+
+    /// Reads what the socket (or the TLS session) has now, as if it were reported.
+    public func readNow() {
+        if !isClosed { readAvailable() }
+    }
+
+    /// Hands bytes to the layer above in place of the socket: what arrived with an
+    /// HTTP upgrade request after its headers.
+    public func deliver(_ bytes: UnsafeRawBufferPointer) {
+        if isClosed || bytes.isEmpty { return }
+        arrived(bytes)
+    }
+
     // MARK: Writing
+
+    /// Queues bytes the layer made (a control frame), after framing what the
+    /// protocol queued before them.
+    public func sendFramed(_ bytes: [UInt8]) {
+        if isClosed { return }
+        frameOutput()
+        outBuffer.append(contentsOf: bytes)
+        framedUpTo = outBuffer.count
+        scheduleFlush()
+    }
+
+    @inline(__always)
+    private func frameOutput() {
+        if let layer, framedUpTo < outBuffer.count {
+            layer.encode(&outBuffer, from: framedUpTo)
+            framedUpTo = outBuffer.count
+        }
+    }
 
     /// Queues bytes; they are written at the end of this loop turn.
     @inline(__always)
@@ -213,6 +286,7 @@ open class Connection: EventHandler {
     /// Writes what is queued now.
     public func flush() {
         if isClosed { return }
+        frameOutput()
         if let tls {
             if !tls.handshakeDone { return }
             flushTLS(tls)
@@ -227,7 +301,7 @@ open class Connection: EventHandler {
             } else if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
                 if !pollingWrites {
                     pollingWrites = true
-                    loop.modify(fd, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLOUT.rawValue)
+                    loop.modify(fd, events: watchedEvents(writes: true))
                 }
                 return
             } else if n < 0 && errno == EINTR {
@@ -240,9 +314,10 @@ open class Connection: EventHandler {
         // Drained: keep a small buffer for the next turn, give a large one back.
         if outBuffer.capacity > 16_384 { outBuffer = [] } else { outBuffer.removeAll(keepingCapacity: true) }
         outOffset = 0
+        framedUpTo = 0
         if pollingWrites {
             pollingWrites = false
-            loop.modify(fd, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue)
+            loop.modify(fd, events: watchedEvents(writes: false))
         }
         writeDrained()
     }
@@ -272,13 +347,14 @@ open class Connection: EventHandler {
         }
         if outBuffer.capacity > 16_384 { outBuffer = [] } else { outBuffer.removeAll(keepingCapacity: true) }
         outOffset = 0
+        framedUpTo = 0
         setPollingWrites(tls.readWantsWrite)
         writeDrained()
     }
 
     /// Releases the output buffer of an idle connection.
     public func releaseIdleBuffers() {
-        if outOffset == outBuffer.count { outBuffer = []; outOffset = 0 }
+        if outOffset == outBuffer.count { outBuffer = []; outOffset = 0; framedUpTo = 0 }
     }
 
     // MARK: Closing
@@ -292,12 +368,35 @@ open class Connection: EventHandler {
     /// Closes the socket after trying to write what is queued (without blocking).
     public func close(reason: CloseReason = .local) {
         if isClosed { return }
+        if case .local = reason, let layer { layer.closing(self) }
         if case .local = reason, pendingOutput > 0 { flush() }
         isClosed = true
         loop.unregister(fd)
         if case .local = reason { tls?.shutdown() }
         Glibc.close(fd)
         didClose(reason)
+    }
+
+    /// Takes what is queued and not yet written (for a hand-over: it goes first on
+    /// the new connection object).
+    public func takeOutput() -> [UInt8] {
+        let rest = Array(outBuffer[outOffset...])
+        outBuffer = []
+        outOffset = 0
+        framedUpTo = 0
+        return rest
+    }
+
+    /// Hands the socket over to another connection object (an HTTP connection that
+    /// became an MQTT one): stops watching it, without closing it or calling
+    /// `didClose`. Nothing may be queued for output. Returns the TLS session, if any.
+    public func detach() -> TLSStream? {
+        if isClosed { return nil }
+        isClosed = true
+        loop.unregister(fd)
+        let stream = tls
+        tls = nil
+        return stream
     }
 
     // MARK: For subclasses

@@ -55,6 +55,10 @@ public final class Store: @unchecked Sendable {
     /// Commits done and operations written, for $SYS.
     public let commits = Atomic<Int>(0)
     public let operations = Atomic<Int>(0)
+    /// How long each commit took (BEGIN to COMMIT, the fsync included).
+    public let commitLatency = Histogram()
+    /// Whether the last commit failed (an I/O error, a full disk): health checks report it.
+    public let lastCommitFailed = Atomic<Bool>(false)
     private var statements: [String: Statement] = [:]
     private var lastCleanup = Date()
     private var lastSpaceCheck = Date.distantPast
@@ -413,16 +417,20 @@ public final class Store: @unchecked Sendable {
     }
 
     private func commit(_ entries: [Entry]) -> CommitResult {
+        let started = EventLoop.monotonicNanoseconds()
         do {
             try db.exec("BEGIN IMMEDIATE")
             for entry in entries { for op in entry.ops { try apply(op) } }
             try db.exec("COMMIT")
+            commitLatency.record(seconds: Double(EventLoop.monotonicNanoseconds() - started) / 1e9)
+            lastCommitFailed.store(false, ordering: .relaxed)
             commits.add(1, ordering: .relaxed)
             operations.add(entries.reduce(0) { $0 + $1.ops.count }, ordering: .relaxed)
             return .committed
         } catch {
             try? db.exec("ROLLBACK")
             for (_, s) in statements { s.reset() }
+            lastCommitFailed.store(true, ordering: .relaxed)
             return error.isFull || error.code == SQLITE_FULL ? .full(error) : .failed(error)
         }
     }

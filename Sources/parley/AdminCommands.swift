@@ -42,7 +42,7 @@ struct AdminArguments {
         if let data { return data }
         if let config {
             var c = ServerConfig()
-            try c.apply(try ConfigFile.load(config), pluginKeys: ChatSettings.keys)
+            try c.apply(try ConfigFile.load(config), pluginKeys: pluginSettingKeys)
             return c.dataDirectory
         }
         return ServerConfig().dataDirectory

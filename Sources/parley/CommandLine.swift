@@ -10,10 +10,12 @@ let usage = """
 
     commands:
       serve [--config FILE] [--mqtt HOST:PORT]... [--mqtts HOST:PORT]...
+            [--http HOST:PORT]... [--https HOST:PORT]...
             [--cert FILE] [--key FILE] [--data DIR] [--loops N] [--plugins LIST]
                               run the broker (built-in defaults without a file:
-                              MQTT on 127.0.0.1:1883, the chat plugin on;
-                              --plugins "" runs plain MQTT); options win over the file
+                              MQTT on 127.0.0.1:1883, HTTP on 127.0.0.1:8080, the
+                              chat and gateway plugins on; --plugins "" runs plain
+                              MQTT); options win over the file
       check-config [--config FILE] [same options as serve]
                               read the configuration, report the first error
       user add NAME [--email ADDR] [--password-file FILE] | passwd NAME [--password-file FILE]

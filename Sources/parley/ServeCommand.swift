@@ -1,5 +1,6 @@
 import Broker
 import Chat
+import Gateway
 import Dispatch
 import Foundation
 import Reactor
@@ -9,6 +10,8 @@ struct ServeOptions {
     var configPath: String?
     var mqtt: [String] = []
     var mqtts: [String] = []
+    var http: [String] = []
+    var https: [String] = []
     var cert: String?
     var key: String?
     var data: String?
@@ -33,6 +36,14 @@ struct ServeOptions {
             case "--mqtts":
                 guard let v = value() else { return .failure(UsageError("--mqtts needs HOST:PORT")) }
                 o.mqtts.append(v)
+                i += 2
+            case "--http":
+                guard let v = value() else { return .failure(UsageError("--http needs HOST:PORT")) }
+                o.http.append(v)
+                i += 2
+            case "--https":
+                guard let v = value() else { return .failure(UsageError("--https needs HOST:PORT")) }
+                o.https.append(v)
                 i += 2
             case "--cert":
                 guard let v = value() else { return .failure(UsageError("--cert needs a PEM file")) }
@@ -67,7 +78,7 @@ struct ServeOptions {
     func load() throws -> ServerConfig {
         var config = ServerConfig()
         if let configPath {
-            try config.apply(try ConfigFile.load(configPath), pluginKeys: ChatSettings.keys)
+            try config.apply(try ConfigFile.load(configPath), pluginKeys: pluginSettingKeys)
         }
         if !mqtt.isEmpty {
             config.broker.mqttListeners = []
@@ -98,6 +109,16 @@ struct ServeOptions {
                 throw ConfigError(file: "--mqtts/--cert/--key", line: 0, reason: error.description)
             }
         }
+        // --http / --https replace the file's listen_http / listen_https.
+        for (key, list) in [("listen_http", http), ("listen_https", https)] where !list.isEmpty {
+            config.pluginSettings.values[key] = PluginSettings.Value(text: list.joined(separator: ","), file: "--" + key.dropFirst(7),
+                                                                     line: 0)
+        }
+        if !https.isEmpty && config.broker.tls == nil {
+            do { try config.finishTLS() } catch {
+                throw ConfigError(file: "--https/--cert/--key", line: 0, reason: error.description)
+            }
+        }
         if let data { config.dataDirectory = data }
         if let loops { config.broker.loops = loops }
         if let plugins {
@@ -120,13 +141,22 @@ func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
 }
 
+/// The configuration keys the plugins read.
+let pluginSettingKeys = ChatSettings.keys.union(GatewaySettings.keys)
+
 /// The plugins the configuration enables, before the built-in access rules. With
 /// the chat plugin, anonymous clients are refused unless allow_anonymous says so.
 func makePlugins(_ config: inout ServerConfig) throws -> [BrokerPlugin] {
     var plugins: [BrokerPlugin] = []
+    var chat: ChatPlugin? = nil
     if config.plugins.contains("chat") {
-        plugins.append(ChatPlugin(settings: try ChatSettings(config.pluginSettings)))
+        let made = ChatPlugin(settings: try ChatSettings(config.pluginSettings))
+        chat = made
+        plugins.append(made)
         if !config.allowAnonymousSet { config.broker.allowAnonymous = false }
+    }
+    if config.plugins.contains("gateway") {
+        plugins.append(GatewayPlugin(settings: try GatewaySettings(config.pluginSettings), chat: chat))
     }
     return plugins
 }

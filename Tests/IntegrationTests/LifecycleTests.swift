@@ -22,7 +22,7 @@ struct LifecycleTests {
             defer { try? FileManager.default.removeItem(at: dir) }
             let p = Process()
             p.executableURL = URL(fileURLWithPath: try BrokerProcess.binaryPath())
-            p.arguments = ["serve", "--mqtt", "127.0.0.1:0", "--data", dir.appendingPathComponent("data").path]
+            p.arguments = ["serve", "--mqtt", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", dir.appendingPathComponent("data").path]
             p.standardError = FileHandle.nullDevice
             p.standardOutput = FileHandle.nullDevice
             p.standardInput = FileHandle.nullDevice

@@ -1,8 +1,8 @@
 /// Base64 without padding (RFC 4648): the standard alphabet for password-hash
 /// strings (as the PHC string format writes them), the URL-safe one for tokens.
 /// Decoding is strict, so each byte string has exactly one accepted spelling.
-enum Base64 {
-    enum Alphabet {
+public enum Base64 {
+    public enum Alphabet {
         /// `A-Z a-z 0-9 + /` (RFC 4648 section 4).
         case standard
         /// `A-Z a-z 0-9 - _` (RFC 4648 section 5).
@@ -20,7 +20,7 @@ enum Base64 {
     private static let urlSafeSymbols = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
 
     /// `bytes` as base64 text, no `=` padding.
-    static func encode(_ bytes: [UInt8], alphabet: Alphabet) -> String {
+    public static func encode(_ bytes: [UInt8], alphabet: Alphabet) -> String {
         let symbols = alphabet.symbols
         var out: [UInt8] = []
         out.reserveCapacity((bytes.count * 4 + 2) / 3)
@@ -42,7 +42,7 @@ enum Base64 {
     /// The bytes that `text` spells, or nil if it is not canonical unpadded base64
     /// in `alphabet`: a symbol outside it, `=`, a length of 4k+1, or non-zero
     /// bits left over in the last symbol.
-    static func decode(_ text: Substring, alphabet: Alphabet) -> [UInt8]? {
+    public static func decode(_ text: Substring, alphabet: Alphabet) -> [UInt8]? {
         let input = Array(text.utf8)
         guard input.count % 4 != 1 else { return nil }
         var out: [UInt8] = []

@@ -1,4 +1,5 @@
 import Glibc
+import Gateway
 import MQTT
 import Reactor
 import Synchronization
@@ -97,6 +98,39 @@ final class BenchClient: Connection {
             return
         }
         beginTLSHandshake()
+        if let path = options.websocketPath {
+            // The upgrade first; CONNECT once the broker answered 101.
+            upgradeAnswer = []
+            send(Array(("GET \(path) HTTP/1.1\r\nHost: \(options.broker)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                + "Sec-WebSocket-Protocol: mqtt\r\n\r\n").utf8))
+            return
+        }
+        sendConnect()
+    }
+
+    /// The upgrade answer while it arrives (WebSocket only).
+    private var upgradeAnswer: [UInt8]?
+
+    private func upgradeArrived(_ bytes: UnsafeRawBufferPointer) {
+        upgradeAnswer!.append(contentsOf: bytes)
+        let answer = upgradeAnswer!
+        guard let end = (0..<max(0, answer.count - 3)).first(where: {
+            answer[$0] == 13 && answer[$0 + 1] == 10 && answer[$0 + 2] == 13 && answer[$0 + 3] == 10
+        }) else {
+            if answer.count > 16_384 { fail("no end to the upgrade answer") }
+            return
+        }
+        guard answer.starts(with: Array("HTTP/1.1 101".utf8)) else {
+            return fail("upgrade refused: \(String(decoding: answer.prefix(40), as: UTF8.self))")
+        }
+        upgradeAnswer = nil
+        setLayer(WebSocketLayer(mode: .stream, maxFrame: 64 << 20, client: true))
+        sendConnect()
+        Array(answer[(end + 4)...]).withUnsafeBytes { deliver($0) }
+    }
+
+    private func sendConnect() {
         var connect = ConnectPacket(version: options.version, clientID: clientID, cleanStart: true, keepAlive: 0)
         if let (user, secret) = credentials {
             connect.username = user
@@ -127,6 +161,7 @@ final class BenchClient: Connection {
     }
 
     override func received(_ bytes: UnsafeRawBufferPointer) {
+        if upgradeAnswer != nil { return upgradeArrived(bytes) }
         decoder.append(bytes)
         while true {
             let frame: Frame?

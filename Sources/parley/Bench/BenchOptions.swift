@@ -43,6 +43,8 @@ struct BenchOptions {
     /// Chat rooms: members post to `rooms/b<R>/messages` and check the envelopes'
     /// ids (one order, no gap) as well as the payloads.
     var chat = false
+    /// MQTT over WebSocket on this path (`/mqtt` on Parley's gateway), subprotocol mqtt.
+    var websocketPath: String?
 
     static let usage = """
         usage: parley bench SCENARIO [options]
@@ -72,6 +74,8 @@ struct BenchOptions {
                                  chat access token), used in turn
           --chat                 rooms as chat rooms (the chat plugin): posts to
                                  rooms/b<R>/messages; subscribers check envelope ids
+          --websocket PATH       MQTT over WebSocket: --broker is the HTTP listener and PATH
+                                 the endpoint (/mqtt on Parley, /ws on RabbitMQ's web_mqtt)
         """
 
     static func parse(_ args: [String]) throws -> BenchOptions {
@@ -139,6 +143,10 @@ struct BenchOptions {
                     return parts.count == 2 ? (String(parts[0]), String(parts[1])) : nil
                 }
                 if o.credentials.isEmpty { throw UsageError("--users file \(path) has no NAME SECRET lines") }
+            case "--websocket":
+                let path = try value()
+                guard path.hasPrefix("/") else { throw UsageError("--websocket needs a path such as /mqtt") }
+                o.websocketPath = path
             case "--chat":
                 o.chat = true
                 i += 1
