@@ -186,17 +186,24 @@ public final class Broker: BrokerServices, @unchecked Sendable {
             conn.closeNow()
             return
         }
+        _ = admit(conn, on: ctx, count: count)
+    }
+
+    /// Starts reading a new client's socket, unless the broker is far over its
+    /// connection limit (then it closes at once rather than spend a CONNACK on it).
+    func admit(_ conn: ClientConnection, on ctx: BrokerLoop, count: Int) -> Bool {
         if count > config.maxConnections + 16 {
-            // Far over the limit: close at once rather than spend a CONNACK on it.
             conn.closeNow()
-            return
+            return false
         }
         ctx.clients[ObjectIdentifier(conn)] = conn
         do {
             try conn.activate()
+            return true
         } catch {
             ctx.clients[ObjectIdentifier(conn)] = nil
             conn.closeNow()
+            return false
         }
     }
 

@@ -34,18 +34,7 @@ extension Broker {
         conn.adoptTLS(handOver.tls)
         conn.send(handOver.greeting)
         conn.setLayer(handOver.layer)
-        if count > config.maxConnections + 16 {
-            conn.closeNow()
-            return
-        }
-        ctx.clients[ObjectIdentifier(conn)] = conn
-        do {
-            try conn.activate()
-        } catch {
-            ctx.clients[ObjectIdentifier(conn)] = nil
-            conn.closeNow()
-            return
-        }
+        guard admit(conn, on: ctx, count: count) else { return }
         handOver.initialBytes.withUnsafeBytes { conn.deliver($0) }
         // A TLS session may hold decrypted bytes that the socket will not report again.
         if handOver.tls != nil && !conn.isClosed { conn.readNow() }
