@@ -391,6 +391,20 @@ def test_logout(gw):
     expect(gw.http(t2).get("/v1/me"), 200)
 
 
+def test_token_expires(gateway):
+    """token_lifetime: expires_at says when, and from then on the token is refused (REST 401)."""
+    gw = gateway(config=BASE_CONFIG + "token_lifetime = 3s\n")
+    gw.signup("alice")
+    r = expect(gw.http().post("/v1/tokens", {"username": "alice", "password": pw("alice")}), 201).json
+    expires = parse_ts(r["expires_at"])
+    assert abs(expires - (time.time() + 3)) < 2, r
+    c = gw.http(r["token"])
+    expect(c.get("/v1/me"), 200)
+    wait_until(lambda: c.get("/v1/me").status == 401, 8.0, "the token to expire")
+    assert time.time() >= expires - 0.5, "refused before its expires_at"
+    expect_401(c.get("/v1/me"))
+
+
 AUTHENTICATED = [
     ("DELETE", "/v1/tokens/current", None),
     ("GET", "/v1/me", None),
