@@ -985,6 +985,11 @@ def parse_raw(answer):
     (b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-Big: " + b"b" * 17000 + b"\r\n\r\n", 431, "headers_too_large"),
     (b"POST /v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\n\r\n{",
      413, "body_too_large"),
+    (b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n", 505, "version_not_supported"),
+    (b"POST /v1/users HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501, "not_implemented"),
+    (b"POST /v1/users HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 400, "bad_request"),  # RFC 9112 6.3
+    (b"POST /v1/users HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nContent-Length: 2\r\n\r\n{}", 417,
+     "expectation_failed"),
 ])
 def test_limits_and_malformed(gw, request_bytes, status, code):
     """A malformed request or one over a limit: the status, the error object, and the end of
@@ -994,6 +999,16 @@ def test_limits_and_malformed(gw, request_bytes, status, code):
     e = json.loads(body)
     assert set(e) == {"error", "message"} and e["error"] == code, e
     # The gateway goes on serving.
+    expect(gw.http().get("/healthz"), 200)
+
+
+def test_408_slow_request(gateway):
+    """http_header_timeout: a request whose head does not arrive in time gets 408 and the end."""
+    gw = gateway(config=BASE_CONFIG + "http_header_timeout = 1s\n")
+    started = time.monotonic()
+    got, _, body = parse_raw(raw_http(gw.http_port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n", timeout=10))
+    assert got == 408 and json.loads(body)["error"] == "timeout", (got, body)
+    assert time.monotonic() - started >= 0.9, "408 before the timeout"
     expect(gw.http().get("/healthz"), 200)
 
 
