@@ -624,7 +624,8 @@ def test_members_add(gw):
     bob, carol = gw.user("Bob"), gw.user("carol")
     gw.room(alice, "general")
     r = expect(alice.post("/v1/rooms/general/members", {"username": "BOB"}), 201).json
-    assert set(r) == {"room", "username"} and r["room"] == "general" and r["username"].lower() == "bob", r
+    # The answer names the member as registered, whatever the spelling asked for.
+    assert r == {"room": "general", "username": "Bob"}, r
     assert [x["name"] for x in expect(bob.get("/v1/rooms"), 200).json] == ["general"]
     expect(bob.get("/v1/rooms/general"), 200)
     # Only the owner adds: a member cannot (not_owner), nor can a stranger (not_a_member).
@@ -665,6 +666,9 @@ def test_members_remove(gw, paho):
     expect(alice.delete("/v1/rooms/nosuchroom/members/dave"), 404, "room_not_found")
     expect(alice.delete("/v1/rooms/general/members/nobody"), 403, "not_a_member")
     expect(alice.delete("/v1/rooms/general/members/erin"), 403, "not_a_member")
+    # The owner stays: a room without its owner could never get members again.
+    expect(alice.delete("/v1/rooms/general/members/Alice"), 409, "owner_cannot_leave")
+    assert sorted(expect(alice.get("/v1/rooms/general"), 200).json["members"]) == ["alice", "dave"]
 
 
 # --- messages --------------------------------------------------------------------------------
