@@ -110,7 +110,8 @@ fileprivate func decodeWebSocket(_ stream: [UInt8], maxFrame: Int, requireMask: 
                 if let o = outcome.partialOpcode, o != opcode {
                     fatalError("a message that began with opcode \(o) goes on with \(opcode)")
                 }
-                outcome.partial = (outcome.partial ?? []) + bytes
+                if outcome.partial == nil { outcome.partial = [] }
+                outcome.partial!.append(contentsOf: bytes)
                 outcome.partialOpcode = opcode
                 if final {
                     outcome.items.append(.message(opcode: opcode, outcome.partial!))
@@ -158,7 +159,8 @@ fileprivate func clientFrame(fin: Bool, opcode: UInt8, _ payload: [UInt8], key: 
 
 /// Reads the script: each operation's first byte picks its kind (% 5: text, binary,
 /// ping, pong, close); messages take a fragment count and, per fragment, a length
-/// byte (bit 7: a long one, 126 + the next two bytes, up to 65,661) and whether a
+/// byte (bit 7: a long one, 126 + the next two bytes, up to 65,661, while the frames
+/// are under 150,000 bytes) and whether a
 /// ping comes after it. Payload bytes come from a generator seeded by the script.
 fileprivate func clientFrames(script: [UInt8]) -> ([UInt8], [WebSocketItem]) {
     var it = script.makeIterator()
@@ -184,7 +186,7 @@ fileprivate func clientFrames(script: [UInt8]) -> ([UInt8], [WebSocketItem]) {
             for f in 0..<fragments {
                 let sel = it.next() ?? 0
                 var n = Int(sel & 0x7F)
-                if sel & 0x80 != 0 { n = 126 + Int(it.next() ?? 0) << 8 + Int(it.next() ?? 0) }
+                if sel & 0x80 != 0 && frames.count < 150_000 { n = 126 + Int(it.next() ?? 0) << 8 + Int(it.next() ?? 0) }
                 let bytes = payload(n)
                 message += bytes
                 frames += clientFrame(fin: f == fragments - 1, opcode: f == 0 ? opcode : 0, bytes, key: key())
