@@ -54,7 +54,7 @@ public func fuzzREST(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     expect("post", NewPostBody.parse(bytes), object) { (o) throws(BodyError) in
         let (b, k) = (try field(o, "body"), try field(o, "ckey"))
         guard let b else { throw BodyError(400, "invalid_body", "body is required") }
-        if let k, k.isEmpty || k.count > 64 { throw BodyError(400, "invalid_body", "ckey is 1 to 64 characters") }
+        if let k, k.isEmpty || k.unicodeScalars.count > 64 { throw BodyError(400, "invalid_body", "ckey is 1 to 64 characters") }
         return NewPostBody(body: b, ckey: k)
     }
     // A query as the request parser passes it on: printable ASCII (0x21-0x7E).

@@ -232,15 +232,19 @@ extension ChatPlugin {
         }
     }
 
+    /// Adds a member; the answer is the member's name as registered.
     public func addMember(_ member: String, to room: String, by user: String,
-                          completion: @escaping @Sendable (ChatResult<Void>) -> Void)
+                          completion: @escaping @Sendable (ChatResult<String>) -> Void)
     {
         guard let found = roomAccess(room, for: user, completion, ownerOnly: true) else { return }
         _ = found
-        guard directory.user(member) != nil else {
+        guard let registered = directory.user(member)?.name else {
             return completion(.failure(ChatRequestError("user_not_found", "no user \(member)")))
         }
-        change(completion) { admin in try admin.addMember(room, member) }
+        change(completion) { admin in
+            try admin.addMember(room, member)
+            return registered
+        }
     }
 
     /// The owner removes a member, or a member leaves.

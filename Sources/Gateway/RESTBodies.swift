@@ -193,7 +193,7 @@ public struct NewPostBody: Equatable, Sendable {
             let text = try RESTBody.string(o, "body")
             let ckey = try RESTBody.string(o, "ckey")
             guard let text else { throw BodyError(400, "invalid_body", "body is required") }
-            if let ckey, !ckeyLength.contains(ckey.count) {
+            if let ckey, !ckeyLength.contains(ckey.unicodeScalars.count) {
                 throw BodyError(400, "invalid_body", "ckey is 1 to 64 characters")
             }
             return NewPostBody(body: text, ckey: ckey)

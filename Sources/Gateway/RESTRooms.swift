@@ -46,10 +46,10 @@ extension GatewayPlugin {
         let room = ctx.params["room"] ?? ""
         chat.addMember(member, to: room, by: ctx.user) { [unowned self] result in
             switch result {
-            case .success:
+            case .success(let registered):
                 ctx.respond(.json(201) { o in
                     o.field("room", room)
-                    o.field("username", member)
+                    o.field("username", registered)
                 })
             case .failure(let error):
                 fail(ctx, error)

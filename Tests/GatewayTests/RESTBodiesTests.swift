@@ -80,7 +80,7 @@ struct RESTBodiesTests {
         #expect(NewMemberBody.parse(body(#"{"username":[1]}"#)) == .failure(BodyError(400, "bad_json", "username must be a string")))
     }
 
-    @Test("posts: body required, ckey 1 to 64 characters (not bytes)")
+    @Test("posts: body required, ckey 1 to 64 code points (not bytes, not graphemes)")
     func post() {
         #expect(NewPostBody.parse(body(#"{"body":"hi \u00e9","ckey":"c-1"}"#)) == .success(NewPostBody(body: "hi \u{E9}", ckey: "c-1")))
         #expect(NewPostBody.parse(body(#"{"body":""}"#)) == .success(NewPostBody(body: "", ckey: nil)))
@@ -89,8 +89,11 @@ struct RESTBodiesTests {
         #expect(NewPostBody.parse(body(#"{"body":"x","ckey":"\#(k64)"}"#)) == .success(NewPostBody(body: "x", ckey: k64)))
         #expect(NewPostBody.parse(body(#"{"body":"x","ckey":"\#(k64)k"}"#)) == .failure(BodyError(400, "invalid_body", "ckey is 1 to 64 characters")))
         #expect(NewPostBody.parse(body(#"{"body":"x","ckey":""}"#)) == .failure(BodyError(400, "invalid_body", "ckey is 1 to 64 characters")))
-        let graphemes = String(repeating: "e\u{301}", count: 64)
-        #expect(NewPostBody.parse(body(#"{"body":"x","ckey":"\#(graphemes)"}"#)) == .success(NewPostBody(body: "x", ckey: graphemes)))
+        // Code points, as JSON Schema's maxLength counts: 64 "e" + U+0301 pairs are 128.
+        let combining = String(repeating: "e\u{301}", count: 64)
+        #expect(NewPostBody.parse(body(#"{"body":"x","ckey":"\#(combining)"}"#)) == .failure(BodyError(400, "invalid_body", "ckey is 1 to 64 characters")))
+        let scalars32 = String(repeating: "e\u{301}", count: 32)
+        #expect(NewPostBody.parse(body(#"{"body":"x","ckey":"\#(scalars32)"}"#)) == .success(NewPostBody(body: "x", ckey: scalars32)))
         #expect(NewPostBody.parse(body(#"{"body":7}"#)) == .failure(BodyError(400, "bad_json", "body must be a string")))
     }
 
