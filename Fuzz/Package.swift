@@ -1,5 +1,5 @@
 // swift-tools-version:6.0
-// libFuzzer harnesses for the MQTT codec, the config file and JSON. A separate
+// libFuzzer harnesses for the MQTT codec, the config file, JSON and the HTTP gateway. A separate
 // package so that the root package never builds with the fuzzer runtime. The seed
 // generator is the package in SeedGen/ (it has a main, which the fuzzer runtime
 // also defines).
@@ -36,5 +36,17 @@ let package = Package(
         .executableTarget(
             name: "fuzz-json", dependencies: [.product(name: "FuzzHarnesses", package: "parley")],
             path: "Sources/FuzzJSON"),
+        // (g) the gateway's HTTP/1.1 request parser over a chunked stream.
+        .executableTarget(
+            name: "fuzz-http", dependencies: [.product(name: "FuzzHarnesses", package: "parley")],
+            path: "Sources/FuzzHTTP"),
+        // (h) the gateway's WebSocket frame decoder: any stream, and a client's frames round trip.
+        .executableTarget(
+            name: "fuzz-websocket", dependencies: [.product(name: "FuzzHarnesses", package: "parley")],
+            path: "Sources/FuzzWebSocket"),
+        // (i) the gateway's REST body readers and the history query string.
+        .executableTarget(
+            name: "fuzz-rest", dependencies: [.product(name: "FuzzHarnesses", package: "parley")],
+            path: "Sources/FuzzREST"),
     ]
 )

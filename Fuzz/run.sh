@@ -5,14 +5,15 @@
 #   Fuzz/run.sh SECONDS [HARNESS...]    run each harness for SECONDS seconds
 #   Fuzz/run.sh --runs N [HARNESS...]   run each harness for N executions
 #
-# HARNESS is frame, roundtrip, topic, config, chat or json (default: all, one after the other).
+# HARNESS is frame, roundtrip, topic, config, chat, json, http, websocket or rest (default: all,
+# one after the other).
 # Environment: SKIP_BUILD=1 to reuse the last build.
 # Working corpora go to Fuzz/corpus-work/<harness>/ (recreated from
 # Fuzz/corpus/<harness>/ on every run), crashes and logs to Fuzz/artifacts/.
 set -uo pipefail
 
 usage() {
-    echo "usage: $0 SECONDS [HARNESS...] | $0 --runs N [HARNESS...]   (HARNESS: frame roundtrip topic config chat json)" >&2
+    echo "usage: $0 SECONDS [HARNESS...] | $0 --runs N [HARNESS...]   (HARNESS: frame roundtrip topic config chat json http websocket rest)" >&2
     exit 2
 }
 
@@ -28,9 +29,9 @@ else
     usage
 fi
 harnesses=("$@")
-[ ${#harnesses[@]} -gt 0 ] || harnesses=(frame roundtrip topic config chat json)
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(frame roundtrip topic config chat json http websocket rest)
 for h in "${harnesses[@]}"; do
-    case "$h" in frame | roundtrip | topic | config | chat | json) ;; *) usage ;; esac
+    case "$h" in frame | roundtrip | topic | config | chat | json | http | websocket | rest) ;; *) usage ;; esac
 done
 
 cd "$(dirname "$0")"
@@ -51,7 +52,8 @@ mkdir -p artifacts corpus-work
 # Inputs longer than this add little and slow the search: 4 KiB holds a session of
 # several packets (or one large one), or a REST body with room to nest; topics are short.
 max_len() {
-    case "$1" in frame) echo 4096 ;; roundtrip) echo 4096 ;; topic) echo 512 ;; config) echo 2048 ;; chat) echo 2048 ;; json) echo 4096 ;; esac
+    case "$1" in frame) echo 4096 ;; roundtrip) echo 4096 ;; topic) echo 512 ;; config) echo 2048 ;; chat) echo 2048 ;; json) echo 4096 ;;
+        http) echo 4096 ;; websocket) echo 4096 ;; rest) echo 2048 ;; esac
 }
 
 export SWIFT_BACKTRACE=enable=no
@@ -68,6 +70,9 @@ for h in "${harnesses[@]}"; do
     [ "$h" = config ] && dict=config.dict
     [ "$h" = chat ] && dict=chat.dict
     [ "$h" = json ] && dict=json.dict
+    [ "$h" = http ] && dict=http.dict
+    [ "$h" = websocket ] && dict=websocket.dict
+    [ "$h" = rest ] && dict=rest.dict
     "$bin/fuzz-$h" "${limit[@]}" -dict="$dict" -max_len="$(max_len "$h")" -rss_limit_mb=2048 -timeout=10 \
         -print_final_stats=1 -artifact_prefix="artifacts/$h-" "$work" >"$log" 2>&1
     rc=$?

@@ -232,15 +232,19 @@ extension ChatPlugin {
         }
     }
 
+    /// Adds a member; the answer is the member's name as registered.
     public func addMember(_ member: String, to room: String, by user: String,
-                          completion: @escaping @Sendable (ChatResult<Void>) -> Void)
+                          completion: @escaping @Sendable (ChatResult<String>) -> Void)
     {
         guard let found = roomAccess(room, for: user, completion, ownerOnly: true) else { return }
         _ = found
-        guard directory.user(member) != nil else {
+        guard let registered = directory.user(member)?.name else {
             return completion(.failure(ChatRequestError("user_not_found", "no user \(member)")))
         }
-        change(completion) { admin in try admin.addMember(room, member) }
+        change(completion) { admin in
+            try admin.addMember(room, member)
+            return registered
+        }
     }
 
     /// The owner removes a member, or a member leaves.
@@ -248,7 +252,12 @@ extension ChatPlugin {
                              completion: @escaping @Sendable (ChatResult<Void>) -> Void)
     {
         let leaving = Credentials.canonicalName(member) == Credentials.canonicalName(user)
-        guard roomAccess(room, for: user, completion, ownerOnly: !leaving) != nil else { return }
+        guard let found = roomAccess(room, for: user, completion, ownerOnly: !leaving) else { return }
+        if leaving && found.owner == Credentials.canonicalName(user) {
+            // A room without its owner could never get members again.
+            return completion(.failure(ChatRequestError("owner_cannot_leave",
+                "the owner stays in the room (`parley room delete` removes it)")))
+        }
         if !directory.isMember(member, of: room) {
             return completion(.failure(ChatRequestError("not_a_member", "\(member) is not a member of \(room)")))
         }
@@ -298,7 +307,8 @@ extension ChatPlugin {
             case (.payloadFormatInvalid, _):
                 completion(.failure(ChatRequestError("invalid_body", "body must be 1 to \(settings.maxMessageBody) bytes of UTF-8; ckey at most 64 characters")))
             case (.quotaExceeded, _):
-                completion(.failure(ChatRequestError("rate_limited", "too many posts; slow down", retryAfter: 1)))
+                let wait = max(1, Int((1 / max(settings.postRate.perSecond, 0.0001)).rounded(.up)))
+                completion(.failure(ChatRequestError("rate_limited", "too many posts; slow down", retryAfter: wait)))
             case (.notAuthorized, _):
                 completion(.failure(ChatRequestError("not_a_member", "not a member of \(room)")))
             default:

@@ -18,7 +18,7 @@ struct PostContent {
             guard let body = value["body"]?.string else { return nil }
             var ckey: String? = nil
             if let k = value["ckey"] {
-                guard let text = k.string, (1...64).contains(text.count) else { return nil }
+                guard let text = k.string, (1...64).contains(text.unicodeScalars.count) else { return nil }  // code points, as JSON Schema counts
                 ckey = text
             }
             return valid(body, maxBody) ? PostContent(body: body, ckey: ckey) : nil

@@ -111,6 +111,8 @@ struct PrometheusText {
     }
 
     static func number(_ v: Double) -> String {
+        if v.isInfinite { return v > 0 ? "+Inf" : "-Inf" }
+        if v.isNaN { return "NaN" }
         if v == v.rounded() && abs(v) < 1e15 { return String(Int64(v)) }
         return String(v)
     }

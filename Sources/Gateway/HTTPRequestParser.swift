@@ -69,8 +69,14 @@ public struct HTTPParser: Sendable {
     private var start = 0
     private var state = State.head
     private var bodyBytes: [UInt8] = []
-    /// Where the search for the end of the head goes on (bytes before it were searched).
+    /// Where the search for the end of a head line goes on (bytes before it were searched).
     private var scanMark = 0
+    /// The head being read: its request line (and headers so far) once that is in.
+    private var headRequest: HTTPRequest?
+    /// Bytes of the header lines so far (each with its CR LF), and the empty
+    /// lines skipped before the request line.
+    private var headerBytes = 0
+    private var blankLines = 0
 
     private enum State: Sendable {
         case head
@@ -111,7 +117,7 @@ public struct HTTPParser: Sendable {
 
     /// True while part of a request has arrived but not all of it.
     public var isMidRequest: Bool {
-        if case .head = state { return start < buffer.count && !onlyBlankLines }
+        if case .head = state { return headRequest != nil || (start < buffer.count && !onlyBlankLines) }
         return true
     }
 
@@ -214,43 +220,46 @@ public struct HTTPParser: Sendable {
     // MARK: The head
 
     private mutating func parseHead() throws(HTTPParseError) -> (HTTPRequest, Bool)? {
-        // RFC 7230 3.5: empty lines before a request line are ignored.
-        var skipped = 0
-        while start + 1 < buffer.count && buffer[start] == 0x0D && buffer[start + 1] == 0x0A && skipped < 4 {
-            start += 2
-            skipped += 1
-        }
-        guard let end = headEnd() else {
-            let pending = buffer.count - start
-            if let lf = buffer[start...].firstIndex(of: 0x0A) {
-                // The request line is in: the header bytes so far (an unfinished line too)
-                // are held to the limit a complete head has (+ 2: the CR LF that ends the
-                // head may have begun to arrive).
-                if buffer.count - (lf + 1) > limits.headerBytes + 2 { throw .headersTooLarge }
-            } else if pending > limits.requestLine {
-                throw .uriTooLong
+        // Line by line, each judged as soon as its LF arrives, so that the answer
+        // does not depend on how the bytes are split into reads.
+        while true {
+            guard let lf = nextLF() else {
+                try checkPendingLine()
+                return nil
             }
-            return nil
-        }
-        // Every line with its CR, the last LF left out: split on LF gives the lines.
-        let head = buffer[start..<(end + 1)]
-        start = end + 4
-        var lines = head.split(separator: 0x0A, omittingEmptySubsequences: false).makeIterator()
-        guard let first = lines.next() else { throw .badRequest("no request line") }
-        let requestLine = try Self.stripCR(first)
-        if requestLine.count > limits.requestLine { throw .uriTooLong }
-        var request = try Self.requestLine(requestLine)
-        var headerBytes = 0
-        var expectsContinue = false
-        while let raw = lines.next() {
-            let line = try Self.stripCR(raw)
-            headerBytes += line.count + 2
+            let raw = buffer[start..<lf]
+            start = lf + 1
+            let isEmptyLine = raw.count == 1 && raw.first == 0x0D
+            guard var request = headRequest else {
+                // RFC 7230 3.5: empty lines before a request line are ignored (a few).
+                if isEmptyLine && blankLines < 4 {
+                    blankLines += 1
+                    continue
+                }
+                if raw.count > limits.requestLine + 1 { throw .uriTooLong }
+                headRequest = try Self.requestLine(Self.stripCR(raw))
+                blankLines = 0
+                headerBytes = 0
+                continue
+            }
+            if isEmptyLine {
+                headRequest = nil
+                return try Self.endOfHead(request)
+            }
+            // The line with its CR LF.
+            headerBytes += raw.count + 1
             if headerBytes > limits.headerBytes { throw .headersTooLarge }
+            let line = try Self.stripCR(raw)
             if line.first == 0x20 || line.first == 0x09 { throw .badRequest("folded header line") }
-            let field = try Self.headerField(line)
-            request.headers.append(field)
+            request.headers.append(try Self.headerField(line))
             if request.headers.count > limits.headerCount { throw .headersTooLarge }
+            headRequest = request
         }
+    }
+
+    /// The checks on a complete head.
+    private static func endOfHead(_ request: HTTPRequest) throws(HTTPParseError) -> (HTTPRequest, Bool) {
+        var expectsContinue = false
         if request.minorVersion >= 1 {
             let hosts = request.headers.filter { $0.name == "host" }
             if hosts.count != 1 { throw .badRequest("HTTP/1.1 needs exactly one Host header") }
@@ -262,16 +271,32 @@ public struct HTTPParser: Sendable {
         return (request, expectsContinue)
     }
 
-    /// The index of the CR LF CR LF that ends the head, if it has arrived.
-    private mutating func headEnd() -> Int? {
+    /// The LF that ends the line at `start`, if it has arrived (bytes before
+    /// `scanMark` were searched already).
+    private mutating func nextLF() -> Int? {
         var i = max(start, scanMark)
-        let n = buffer.count
-        while i + 3 < n {
-            if buffer[i] == 0x0D && buffer[i + 1] == 0x0A && buffer[i + 2] == 0x0D && buffer[i + 3] == 0x0A { return i }
+        while i < buffer.count {
+            if buffer[i] == 0x0A {
+                scanMark = i + 1
+                return i
+            }
             i += 1
         }
-        scanMark = max(start, n - 3)
+        scanMark = buffer.count
         return nil
+    }
+
+    /// Refuses a head line still without its LF that is already over its limit:
+    /// the same answer as when the rest of it arrives.
+    private func checkPendingLine() throws(HTTPParseError) {
+        let pending = buffer.count - start
+        guard pending > 0 else { return }
+        if headRequest == nil {
+            if pending > limits.requestLine + 1 { throw .uriTooLong }
+        } else if pending > 1 || buffer[start] != 0x0D {
+            // Not the empty line that ends the head: it costs at least pending + LF.
+            if headerBytes + pending + 1 > limits.headerBytes { throw .headersTooLarge }
+        }
     }
 
     private static func stripCR(_ line: ArraySlice<UInt8>) throws(HTTPParseError) -> ArraySlice<UInt8> {

@@ -4,14 +4,8 @@ import JSON
 // Sign-up, tokens and the signed-in user's own record (SPEC section 4).
 extension GatewayPlugin {
     func signUp(_ ctx: RequestContext) {
-        guard withinAuthBudget(ctx), let chat, let body = ctx.jsonObject() else { return }
-        var ok = true
-        let username = ctx.string(body, "username", ok: &ok)
-        let password = ctx.string(body, "password", ok: &ok)
-        let email = ctx.string(body, "email", ok: &ok)
-        guard ok else { return }
-        guard let username else { return ctx.fail(400, "invalid_username", "username is required") }
-        guard let password else { return ctx.fail(400, "invalid_password", "password is required") }
+        guard withinAuthBudget(ctx), let chat, let body = ctx.read(SignUpBody.parse(ctx.request.body)) else { return }
+        let (username, password, email) = (body.username, body.password, body.email)
         chat.signUp(username: username, password: password, email: email) { [unowned self] result in
             switch result {
             case .success(let profile):
@@ -26,14 +20,8 @@ extension GatewayPlugin {
     }
 
     func issueToken(_ ctx: RequestContext) {
-        guard withinAuthBudget(ctx), let chat, let body = ctx.jsonObject() else { return }
-        var ok = true
-        let username = ctx.string(body, "username", ok: &ok)
-        let password = ctx.string(body, "password", ok: &ok)
-        guard ok else { return }
-        guard let username, let password else {
-            return ctx.fail(401, "invalid_credentials", "username and password are required")
-        }
+        guard withinAuthBudget(ctx), let chat, let body = ctx.read(TokenBody.parse(ctx.request.body)) else { return }
+        let (username, password) = (body.username, body.password)
         chat.issueToken(username: username, password: password, address: ctx.peer?.host) { [unowned self] result in
             switch result {
             case .success(let (token, expiresAt)):
@@ -62,22 +50,8 @@ extension GatewayPlugin {
     }
 
     func updateMe(_ ctx: RequestContext) {
-        guard let chat, let body = ctx.jsonObject() else { return }
-        var ok = true
-        let password = ctx.string(body, "password", ok: &ok)
-        var email: String?? = nil
-        if let e = body["email"] {
-            if e.isNull {
-                email = .some(nil)
-            } else if let s = e.string {
-                email = .some(s)
-            } else {
-                return ctx.fail(400, "bad_json", "email must be a string or null")
-            }
-        }
-        let notify = body["notify"]
-        if let notify, notify.object == nil { return ctx.fail(400, "bad_json", "notify must be an object") }
-        guard ok else { return }
+        guard let chat, let body = ctx.read(ProfilePatchBody.parse(ctx.request.body)) else { return }
+        let (email, password, notify) = (body.email, body.password, body.notify)
         chat.updateProfile(ctx.user, email: email, password: password, notify: notify) { [unowned self] result in
             switch result {
             case .success(let profile): ctx.respond(.json(200, Self.profileJSON(profile)))

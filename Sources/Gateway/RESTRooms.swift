@@ -18,13 +18,8 @@ extension GatewayPlugin {
     }
 
     func createRoom(_ ctx: RequestContext) {
-        guard let chat, let body = ctx.jsonObject() else { return }
-        var ok = true
-        let name = ctx.string(body, "name", ok: &ok)
-        let title = ctx.string(body, "title", ok: &ok)
-        guard ok else { return }
-        guard let name else { return ctx.fail(400, "invalid_room", "name is required") }
-        if let title, title.utf8.count > 200 { return ctx.fail(400, "invalid_room", "title is at most 200 bytes") }
+        guard let chat, let body = ctx.read(NewRoomBody.parse(ctx.request.body)) else { return }
+        let (name, title) = (body.name, body.title)
         chat.createRoom(name, title: title, owner: ctx.user) { [unowned self] result in
             answerRoom(ctx, result, status: 201)
         }
@@ -46,18 +41,15 @@ extension GatewayPlugin {
     }
 
     func addMember(_ ctx: RequestContext) {
-        guard let chat, let body = ctx.jsonObject() else { return }
-        var ok = true
-        let member = ctx.string(body, "username", ok: &ok)
-        guard ok else { return }
-        guard let member else { return ctx.fail(400, "invalid_username", "username is required") }
+        guard let chat, let body = ctx.read(NewMemberBody.parse(ctx.request.body)) else { return }
+        let member = body.username
         let room = ctx.params["room"] ?? ""
         chat.addMember(member, to: room, by: ctx.user) { [unowned self] result in
             switch result {
-            case .success:
+            case .success(let registered):
                 ctx.respond(.json(201) { o in
                     o.field("room", room)
-                    o.field("username", member)
+                    o.field("username", registered)
                 })
             case .failure(let error):
                 fail(ctx, error)
@@ -75,25 +67,8 @@ extension GatewayPlugin {
     }
 
     func history(_ ctx: RequestContext) {
-        guard let chat else { return }
-        guard let query = Router.queryItems(ctx.request.query) else {
-            return ctx.fail(400, "bad_request", "the query string is malformed")
-        }
-        func id(_ key: String) -> Int64?? {
-            guard let text = query[key] else { return .some(nil) }
-            guard let n = Int64(text), n >= 0 else { return nil }
-            return .some(n)
-        }
-        guard let before = id("before"), let after = id("after") else {
-            return ctx.fail(400, "bad_request", "before and after are message ids (integers, 0 or more)")
-        }
-        var limit = 50
-        if let text = query["limit"] {
-            guard let n = Int(text), (1...500).contains(n) else {
-                return ctx.fail(400, "bad_request", "limit is an integer from 1 to 500")
-            }
-            limit = n
-        }
+        guard let chat, let query = ctx.read(HistoryParams.parse(query: ctx.request.query)) else { return }
+        let (before, after, limit) = (query.before, query.after, query.limit)
         chat.history(ctx.params["room"] ?? "", for: ctx.user, before: before, after: after, limit: limit) { [unowned self] result in
             switch result {
             case .success(let page): ctx.respond(.json(200, page))
@@ -103,13 +78,8 @@ extension GatewayPlugin {
     }
 
     func post(_ ctx: RequestContext) {
-        guard let chat, let body = ctx.jsonObject() else { return }
-        var ok = true
-        let text = ctx.string(body, "body", ok: &ok)
-        let ckey = ctx.string(body, "ckey", ok: &ok)
-        guard ok else { return }
-        guard let text else { return ctx.fail(400, "invalid_body", "body is required") }
-        if let ckey, !(1...64).contains(ckey.count) { return ctx.fail(400, "invalid_body", "ckey is 1 to 64 characters") }
+        guard let chat, let body = ctx.read(NewPostBody.parse(ctx.request.body)) else { return }
+        let (text, ckey) = (body.body, body.ckey)
         chat.post(text, ckey: ckey, to: ctx.params["room"] ?? "", as: ctx.user, address: ctx.peer) { [unowned self] result in
             switch result {
             case .success(let (envelope, created)): ctx.respond(.json(created ? 201 : 200, envelope))

@@ -30,7 +30,7 @@ extension GatewayPlugin {
         case "invalid_credentials": return 401
         case "not_a_member", "not_owner": return 403
         case "room_not_found", "user_not_found", "not_found": return 404
-        case "username_taken", "room_exists", "already_member": return 409
+        case "username_taken", "room_exists", "already_member", "owner_cannot_leave": return 409
         case "rate_limited": return 429
         case "server_busy": return 503
         case "internal": return 500
@@ -49,8 +49,10 @@ extension GatewayPlugin {
     func withinAuthBudget(_ ctx: RequestContext) -> Bool {
         let source = ctx.peer?.host ?? "-"
         if authLimit.take(source, now: EventLoop.monotonicMilliseconds()) { return true }
-        ctx.fail(429, "rate_limited", "too many sign-up or login requests from \(source); try again shortly",
-                 headers: [("Retry-After", "1")])
+        // The seconds until the bucket holds a request again.
+        let wait = Int((1 / max(settings.authRate.perSecond, 0.0001)).rounded(.up))
+        ctx.fail(429, "rate_limited", "too many sign-up or login requests from \(source); try again in \(wait) s",
+                 headers: [("Retry-After", String(max(1, wait)))])
         return false
     }
 

@@ -38,26 +38,15 @@ final class RequestContext: @unchecked Sendable {
         respond(.error(status, code, message, headers: headers))
     }
 
-    /// The body as a JSON object; answers 400 bad_json and returns nil otherwise.
-    func jsonObject() -> JSONValue? {
-        guard let value = try? JSONValue.parse(request.body[...], maxBytes: request.body.count + 1, maxDepth: 16),
-              value.object != nil
-        else {
-            fail(400, "bad_json", "the body must be a JSON object")
+    /// What a body (or query) reader read; answers its refusal and returns nil otherwise.
+    func read<T>(_ result: Result<T, BodyError>) -> T? {
+        switch result {
+        case .success(let value):
+            return value
+        case .failure(let error):
+            fail(error.status, error.code, error.message)
             return nil
         }
-        return value
-    }
-
-    /// A string field: absent is nil, present but not a string answers 400 bad_json.
-    func string(_ value: JSONValue, _ key: String, ok: inout Bool) -> String? {
-        guard let v = value[key], !v.isNull else { return nil }
-        guard let s = v.string else {
-            if ok { fail(400, "bad_json", "\(key) must be a string") }
-            ok = false
-            return nil
-        }
-        return s
     }
 
     func upgradeToMQTT(_ greeting: [UInt8]) { connection.upgradeToMQTT(greeting) }

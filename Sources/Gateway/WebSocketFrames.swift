@@ -95,13 +95,25 @@ public struct WebSocketDecoder: Sendable {
         var out = Array(buffer[start..<(start + count)])
         start += count
         if let m = f.mask {
-            let key = [m.0, m.1, m.2, m.3]
-            var k = f.maskOffset
-            for i in out.indices {
-                out[i] ^= key[k & 3]
-                k += 1
+            // The key as a word, rotated to where the last piece of the frame stopped.
+            var key = UInt32(m.0) | UInt32(m.1) << 8 | UInt32(m.2) << 16 | UInt32(m.3) << 24
+            key = key >> (8 * UInt32(f.maskOffset)) | (f.maskOffset == 0 ? 0 : key << (32 - 8 * UInt32(f.maskOffset)))
+            out.withUnsafeMutableBytes { p in
+                var i = 0
+                let n = p.count
+                while i + 4 <= n {
+                    let word = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: i, as: UInt32.self)) ^ key
+                    p.storeBytes(of: word.littleEndian, toByteOffset: i, as: UInt32.self)
+                    i += 4
+                }
+                var k = key
+                while i < n {
+                    p[i] ^= UInt8(truncatingIfNeeded: k)
+                    k >>= 8
+                    i += 1
+                }
             }
-            f.maskOffset = k & 3
+            f.maskOffset = (f.maskOffset + count) & 3
         }
         return out
     }

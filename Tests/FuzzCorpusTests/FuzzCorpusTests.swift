@@ -39,4 +39,13 @@ struct FuzzCorpusTests {
 
     @Test("json: every corpus input parses or is refused, round-trips, and agrees with JSONSerialization")
     func json() throws { #expect(try Self.replay("json", fuzzJSON) > 0) }
+
+    @Test("http: the HTTP parser gives the same requests and error whatever the chunking, on every corpus input")
+    func http() throws { #expect(try Self.replay("http", fuzzHTTP) > 0) }
+
+    @Test("websocket: the frame decoder is chunking-independent and a client's frames round-trip, on every corpus input")
+    func webSocket() throws { #expect(try Self.replay("websocket", fuzzWebSocket) > 0) }
+
+    @Test("rest: the REST body readers and the history query agree with the reference on every corpus input")
+    func rest() throws { #expect(try Self.replay("rest", fuzzREST) > 0) }
 }
