@@ -71,7 +71,7 @@ final class HTTPConnection: Connection {
         switch error {
         case .badRequest(let why): (code, text) = ("bad_request", why)
         case .uriTooLong: (code, text) = ("uri_too_long", "the request line is over \(parser.limits.requestLine) bytes")
-        case .headersTooLarge: (code, text) = ("headers_too_large", "the headers are over \(parser.limits.headerBytes) bytes")
+        case .headersTooLarge: (code, text) = ("headers_too_large", "the headers are over \(parser.limits.headerBytes) bytes or \(parser.limits.headerCount) lines")
         case .bodyTooLarge: (code, text) = ("body_too_large", "the body is over \(parser.limits.body) bytes")
         case .versionNotSupported: (code, text) = ("version_not_supported", "only HTTP/1.0 and HTTP/1.1 are spoken")
         case .notImplemented(let why): (code, text) = ("not_implemented", why)

@@ -39,6 +39,7 @@ public struct HTTPResponse: Sendable, Error {
     /// The bytes on the wire; `head` leaves the body out (a HEAD request) but keeps its length.
     public func encoded(head: Bool = false, extraHeaders: [(String, String)] = []) -> [UInt8] {
         var text = "HTTP/1.1 \(status) \(Self.reason(status))\r\n"
+        text += "Date: \(HTTPDate.now())\r\n"
         for (name, value) in headers + extraHeaders { text += "\(name): \(value)\r\n" }
         if status != 204 && status != 304 && !(100..<200).contains(status) {
             text += "Content-Length: \(body.count)\r\n"
