@@ -50,6 +50,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -62,7 +63,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare import (BUILD_LOCK, HOST, LIVE, ROOT, busy_processes, f_lat, f_num, f_ratio, f_rng,  # noqa: E402
-                     free_port, machine, med, proc_cpu_seconds, raise_nofile, ratio, ratio_spread, spread,
+                     free_port, machine, machine_busy_seconds, med, proc_cpu_seconds, raise_nofile, ratio, ratio_spread, spread,
                      start_process, stop_all, stop_process, tail, text_table, wait_listening)
 
 RABBIT_SBIN = Path("/usr/lib/rabbitmq/bin")  # the real scripts, not /usr/sbin's su-to-rabbitmq wrapper
@@ -90,23 +91,30 @@ def problem(text):
 
 def set_subreaper():
     """Orphans of our children (beam.smp's erl_child_setup, inet_gethost) are re-parented
-    to us instead of init, so that we can reap them by PID (see reap())."""
+    to us instead of init, so that we can reap them (see reap_orphans())."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     except (OSError, AttributeError):
         pass
 
 
-def reap(pids):
-    for pid in pids:
-        try:
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
+ERLANG_HELPERS = {"erl_child_setup", "inet_gethost", "epmd", "beam.smp", "erlexec"}
+
+
+def reap_orphans():
+    """Reaps the Erlang helpers (of RabbitMQ and of each rabbitmqctl) that outlived their
+    parents and were re-parented to us: zombies of ours that no Popen object waits for."""
+    me = os.getpid()
+    for pid, (ppid, comm, state) in process_table().items():
+        if ppid == me and state == "Z" and pid not in LIVE and comm in ERLANG_HELPERS:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
 
 
 def process_table():
-    """pid -> (ppid, comm) for every process."""
+    """pid -> (ppid, comm, state) for every process."""
     table = {}
     for d in os.listdir("/proc"):
         if not d.isdigit():
@@ -116,15 +124,15 @@ def process_table():
         except OSError:
             continue
         comm = stat[stat.index("(") + 1:stat.rindex(")")]
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        table[int(d)] = (ppid, comm)
+        fields = stat[stat.rindex(")") + 2:].split()
+        table[int(d)] = (int(fields[1]), comm, fields[0])
     return table
 
 
 def descendants(roots, table=None):
     table = table if table is not None else process_table()
     children = {}
-    for pid, (ppid, _) in table.items():
+    for pid, (ppid, _, _) in table.items():
         children.setdefault(ppid, []).append(pid)
     out, todo = set(), list(roots)
     while todo:
@@ -371,7 +379,9 @@ class Rabbit:
             p.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             pass
-        return stop_process(p, grace=3)
+        rc = stop_process(p, grace=3)
+        reap_orphans()
+        return rc
 
     def start(self):
         d = self.dir
@@ -405,7 +415,7 @@ class Rabbit:
         deadline = time.monotonic() + 30
         while self.beam is None and time.monotonic() < deadline and self.proc.poll() is None:
             t = process_table()
-            self.beam = next((p for p, (pp, c) in t.items() if pp == self.proc.pid and c == "beam.smp"), None)
+            self.beam = next((p for p, (pp, c, _) in t.items() if pp == self.proc.pid and c == "beam.smp"), None)
             time.sleep(0.1)
         if self.beam is None:
             raise RuntimeError(f"rabbitmq-server started no beam.smp:\n{tail(d / 'server.log')}")
@@ -446,16 +456,52 @@ class Rabbit:
         if self.epmd is not None:
             stop_process(self.epmd, grace=3)
             self.epmd = None
-        for pid in self.helpers:  # erl_child_setup, inet_gethost: gone with beam; reap if ours
+        for pid in self.helpers:  # erl_child_setup, inet_gethost: they go with beam.smp
             if alive(pid):
                 kill_pid(pid, signal.SIGKILL)
         time.sleep(0.1)
-        reap(self.helpers)
+        reap_orphans()
         if self in RABBITS:
             RABBITS.remove(self)
 
 
 # --------------------------------------------------------------------------- load generators
+
+class Noise:
+    """CPU taken by everything else on the machine while a load runs: machine busy time
+    minus the server's and our children's (the generator's) CPU, per second of wall time."""
+
+    def __init__(self, server_pid):
+        self.pid = server_pid
+        self.t = time.monotonic()
+        self.machine = machine_busy_seconds()
+        self.server = proc_cpu_seconds(server_pid) or 0.0
+        self.children = self._children()
+
+    @staticmethod
+    def _children():
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
+
+    def done(self, server_cpu=None):
+        wall = time.monotonic() - self.t
+        if server_cpu is None:
+            server_cpu = (proc_cpu_seconds(self.pid) or self.server) - self.server
+        other = machine_busy_seconds() - self.machine - server_cpu - (self._children() - self.children)
+        return {"other_cores": round(max(0.0, other / wall), 2) if wall > 0 else None, "wall_s": round(wall, 2)}
+
+
+def wait_quiet(limit_s, threshold=0.3):
+    """Waits (at most limit_s) until the machine's other processes use under `threshold` cores."""
+    if limit_s <= 0:
+        return None
+    deadline = time.monotonic() + limit_s
+    while True:
+        a, t = machine_busy_seconds(), time.monotonic()
+        time.sleep(1.0)
+        cores = (machine_busy_seconds() - a) / (time.monotonic() - t)
+        if cores < threshold or time.monotonic() >= deadline:
+            return round(cores, 2)
 
 def parse_result(text):
     for line in text.splitlines():
@@ -480,6 +526,8 @@ def run_bench(label, port, pid, qos, websocket=None, version="3.1.1"):
     if websocket:
         cmd += ["--websocket", websocket]
     timeout = ARGS.seconds + 180  # the generator's own bounds: connect, drain 10 s
+    quiet = wait_quiet(ARGS.wait_quiet)
+    noise = Noise(pid)
     with open(f"{out}.out", "wb") as so, open(f"{out}.err", "wb") as se:
         p = start_process(cmd, stdout=so, stderr=se)
     try:
@@ -491,6 +539,7 @@ def run_bench(label, port, pid, qos, websocket=None, version="3.1.1"):
     res = parse_result(Path(f"{out}.out").read_text(errors="replace"))
     if rc != 0 or res is None:
         raise RuntimeError(f"parley bench exited {rc}: {tail(f'{out}.err', 5).strip()}")
+    res.update(noise.done(), busy_before=quiet)
     if qos >= 1 and (res.get("lost") or res.get("duplicated")):
         raise RuntimeError(f"QoS {qos}: lost {res.get('lost')}, duplicated {res.get('duplicated')}")
     if res.get("out_of_order"):
@@ -536,6 +585,8 @@ def run_wrk(label, url, pid, headers=(), script=None):
         cmd += ["-s", str(script)]
     cmd.append(url)
     out = ARGS.workdir / f"wrk-{label}-{time.monotonic_ns()}.out"
+    quiet = wait_quiet(ARGS.wait_quiet)
+    noise = Noise(pid)
     cpu0 = proc_cpu_seconds(pid)
     with open(out, "wb") as f:
         p = start_process(cmd, stdout=f, stderr=subprocess.STDOUT)
@@ -549,6 +600,7 @@ def run_wrk(label, url, pid, headers=(), script=None):
     text = out.read_text(errors="replace")
     r = parse_wrk(text)
     r["server_cpu_s"] = (cpu1 - cpu0) if cpu0 is not None and cpu1 is not None else None
+    r.update(noise.done(r["server_cpu_s"]), busy_before=quiet)
     if r["server_cpu_s"] and r.get("requests"):
         r["requests_per_cpu_s"] = r["requests"] / r["server_cpu_s"]
     errs = sum(r["socket_errors"].values())
@@ -643,10 +695,11 @@ def record(part, scenario, variant, rnd, fn):
 def describe(r):
     if "delivered_per_s" in r:
         return (f"{r['delivered_per_s']:>9,.0f} msg/s  p99 {f_lat(r.get('p99_us'))}  broker cpu "
-                f"{r.get('broker_cpu_s', 0):.2f} s  peak RSS {r.get('broker_peak_rss_kb', 0) / 1024:.0f} MiB")
+                f"{r.get('broker_cpu_s', 0):.2f} s  peak RSS {r.get('broker_peak_rss_kb', 0) / 1024:.0f} MiB  "
+                f"other {r.get('other_cores', 0):.2f} cores")
     if "rps" in r:
         return (f"{r['rps']:>9,.0f} req/s  p50 {f_lat(r.get('p50_us'))}  p99 {f_lat(r.get('p99_us'))}  "
-                f"server cpu {r.get('server_cpu_s') or 0:.2f} s")
+                f"server cpu {r.get('server_cpu_s') or 0:.2f} s  other {r.get('other_cores', 0):.2f} cores")
     return json.dumps(r)[:120]
 
 
@@ -802,7 +855,7 @@ def summarize():
 
 def tables(summary):
     mqtt_head = ["scenario", "broker / transport", "delivered/s (median)", "spread min–max", "p50", "p99",
-                 "broker CPU s", "CPU µs/msg", "peak RSS MiB", "lost/dup", "runs ok"]
+                 "broker CPU s", "CPU µs/msg", "peak RSS MiB", "lost/dup", "other cores", "runs ok"]
     mqtt = []
     for key in MQTT_ROWS:
         e = summary.get(key)
@@ -810,16 +863,17 @@ def tables(summary):
             continue
         m, s = e["median"], e["spread"]
         if not e["ok"]:
-            mqtt.append([TITLES[key[1]], key[2], "failed", "", "", "", "", "", "", "", f"0/{e['runs']}"])
+            mqtt.append([TITLES[key[1]], key[2], "failed", "", "", "", "", "", "", "", "", f"0/{e['runs']}"])
             continue
         lost = sum(int(x.get("lost", 0)) for x in e["results"])
         dup = sum(int(x.get("duplicated", 0)) for x in e["results"])
         mqtt.append([TITLES[key[1]], key[2], f_num(m.get("delivered_per_s")), f_rng(s.get("delivered_per_s")),
                      f_lat(m.get("p50_us")), f_lat(m.get("p99_us")), f_num(m.get("broker_cpu_s"), 2),
                      f_num(m.get("broker_cpu_us_per_msg"), 2),
-                     f_num((m.get("broker_peak_rss_kb") or 0) / 1024, 1), f"{lost}/{dup}", f"{e['ok']}/{e['runs']}"])
+                     f_num((m.get("broker_peak_rss_kb") or 0) / 1024, 1), f"{lost}/{dup}", f_num(m.get("other_cores"), 2),
+                     f"{e['ok']}/{e['runs']}"])
     http_head = ["request", "server", "req/s (median)", "spread min–max", "p50", "p99", "p99 spread",
-                 "server CPU s", "req per CPU s", "runs ok"]
+                 "server CPU s", "req per CPU s", "other cores", "runs ok"]
     rows = []
     for key in HTTP_ROWS:
         e = summary.get(key)
@@ -827,12 +881,13 @@ def tables(summary):
             continue
         m, s = e["median"], e["spread"]
         if not e["ok"]:
-            rows.append([key[1], key[2], "failed", "", "", "", "", "", "", f"0/{e['runs']}"])
+            rows.append([key[1], key[2], "failed", "", "", "", "", "", "", "", f"0/{e['runs']}"])
             continue
         p99s = s.get("p99_us")
         rows.append([key[1], key[2], f_num(m.get("rps")), f_rng(s.get("rps")), f_lat(m.get("p50_us")),
                      f_lat(m.get("p99_us")), f"{f_lat(p99s[0])}–{f_lat(p99s[1])}" if p99s else "-",
-                     f_num(m.get("server_cpu_s"), 2), f_num(m.get("requests_per_cpu_s")), f"{e['ok']}/{e['runs']}"])
+                     f_num(m.get("server_cpu_s"), 2), f_num(m.get("requests_per_cpu_s")), f_num(m.get("other_cores"), 2),
+                     f"{e['ok']}/{e['runs']}"])
     ratio_head = ["comparison", "ratio (medians)", "range", "target", ""]
     rr, verdicts = [], []
     for title, num, den, key, target in RATIOS:
@@ -884,6 +939,9 @@ def parse_args(argv):
     ap.add_argument("--parley", default=str(ROOT / ".build" / "release" / "parley"))
     ap.add_argument("--nginx", default=shutil.which("nginx") or "/usr/sbin/nginx")
     ap.add_argument("--wrk", default=shutil.which("wrk") or "/usr/bin/wrk")
+    ap.add_argument("--wait-quiet", type=float, default=15, metavar="S",
+                    help="before each run wait up to S s for other processes to use < 0.3 cores (default 15; "
+                         "0 in --smoke)")
     ap.add_argument("--keep-temp", action="store_true", help="keep logs, configs and data directories")
     a = ap.parse_args(argv)
     parts = ["ws", "rabbit", "http"]
@@ -896,6 +954,7 @@ def parse_args(argv):
     if a.smoke:
         a.rounds = 1
         a.seconds = min(a.seconds, 2.0)
+        a.wait_quiet = 0
         if "rabbit" in parts and not a.with_rabbit:
             parts.remove("rabbit")
     if not (1 <= a.rounds <= 20):
@@ -1001,10 +1060,14 @@ def main(argv):
         say(text_table(rh, rr))
     say("")
     if "http" in ARGS.parts:
+        hp = summary.get(("http", "GET /healthz", "parley"), {}).get("median", {}).get("header_bytes")
+        hn = summary.get(("http", "GET /healthz", "nginx"), {}).get("median", {}).get("header_bytes")
         say(f"note: nginx 1 process (master_process off), Parley {meta['machine']['cpus']} loops (default: one per "
             f"core); wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} on the same machine. Both /healthz bodies are the "
-            f"15 bytes {HEALTH_BODY.decode()}; nginx's answer carries more header bytes (Server, Date, "
-            "Last-Modified, Accept-Ranges).")
+            f"{len(HEALTH_BODY)} bytes {HEALTH_BODY.decode()}; header bytes after the status line: Parley "
+            f"{f_num(hp)}, nginx {f_num(hn)} (Server, Date, Last-Modified, Connection, Accept-Ranges).")
+    say("note: other cores = CPU used by processes not started here during each run (the machine is shared); "
+        f"before each run the script waited up to {ARGS.wait_quiet:g} s for it to fall under 0.3.")
     if "rabbit" in ARGS.parts:
         say("note: RabbitMQ mqtt.prefetch = 100 (= Parley's max_inflight; its default is 10); broker CPU and "
             "peak RSS are beam.smp's; a fresh broker for every run.")
