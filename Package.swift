@@ -53,6 +53,9 @@ let package = Package(
         .target(name: "Gateway", dependencies: ["Reactor", "Broker", "Chat", "JSON", "COpenSSL"],
                 resources: [.embedInCode("Web")], swiftSettings: swift5),
 
+        // The notification bridge plugin: outbox, SMTP, webhooks, ntfy, Web Push.
+        .target(name: "Notify", dependencies: ["Reactor", "Broker", "Chat", "JSON", "COpenSSL"], swiftSettings: swift5),
+
         .executableTarget(name: "parley", dependencies: ["MQTT", "Reactor", "Broker", "Chat", "Gateway"], swiftSettings: swift5),
 
         .target(name: "FuzzHarnesses", dependencies: ["MQTT", "Broker", "JSON", "Chat", "Gateway"], path: "Fuzz/Harnesses", swiftSettings: swift5),
@@ -62,6 +65,7 @@ let package = Package(
         .testTarget(name: "JSONTests", dependencies: ["JSON"]),
         .testTarget(name: "ChatTests", dependencies: ["Chat", "Broker", "MQTT", "JSON"]),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway"]),
+        .testTarget(name: "NotifyTests", dependencies: ["Notify"]),
         .testTarget(name: "SystemTests", dependencies: ["CLinux", "COpenSSL", "CSQLite"]),
         .testTarget(name: "IntegrationTests", dependencies: ["MQTT", "Broker", "Reactor", "Store", "CLinux", "parley"]),
     ]
