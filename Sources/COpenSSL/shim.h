@@ -13,6 +13,9 @@
 #include <openssl/x509v3.h>
 #include <openssl/pem.h>
 #include <openssl/bio.h>
+#include <openssl/ec.h>
+#include <openssl/params.h>
+#include <openssl/core_names.h>
 
 static inline long parley_SSL_CTX_set_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_set_mode(ctx, mode); }
 static inline long parley_SSL_set_mode(SSL *ssl, long mode) { return SSL_set_mode(ssl, mode); }
@@ -31,5 +34,9 @@ static const long PARLEY_SSL_MODE_RELEASE_BUFFERS = SSL_MODE_RELEASE_BUFFERS;
 static const uint64_t PARLEY_SSL_OP_NO_COMPRESSION = SSL_OP_NO_COMPRESSION;
 static const uint64_t PARLEY_SSL_OP_NO_RENEGOTIATION = SSL_OP_NO_RENEGOTIATION;
 static const uint64_t PARLEY_SSL_OP_CIPHER_SERVER_PREFERENCE = SSL_OP_CIPHER_SERVER_PREFERENCE;
+
+// Key-import selections (EVP_PKEY_fromdata): nested macros the importer drops.
+static const int PARLEY_EVP_PKEY_PUBLIC_KEY = EVP_PKEY_PUBLIC_KEY;
+static const int PARLEY_EVP_PKEY_KEYPAIR = EVP_PKEY_KEYPAIR;
 
 #endif
