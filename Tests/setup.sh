@@ -21,8 +21,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-pip_packages=(paho-mqtt pytest selenium schemathesis openapi-spec-validator prometheus_client kosoku)
-if ! python3 -c 'import paho.mqtt, pytest, selenium, schemathesis, openapi_spec_validator, prometheus_client' 2>/dev/null \
+pip_packages=(paho-mqtt pytest selenium schemathesis openapi-spec-validator prometheus_client kosoku http-ece cryptography)
+if ! python3 -c 'import paho.mqtt, pytest, selenium, schemathesis, openapi_spec_validator, prometheus_client, http_ece, cryptography' 2>/dev/null \
         || ! command -v kosoku >/dev/null; then
     python3 -m pip install -q "${pip_packages[@]}" 2>/dev/null \
         || python3 -m pip install -q --break-system-packages "${pip_packages[@]}"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Cross-checks Parley's Web Push and webhook cryptography with other implementations.
 
-Not run by CI. Needs `pip install http-ece cryptography` and a test build
+Run by CI through Tests/interop/test_notify_crypto.py. Needs `pip install http-ece cryptography` and a test build
 (`flock /tmp/parley-build.lock swift build --build-tests`). It asks the Swift
 tests for a sample (InteropSampleTests, enabled by PARLEY_WEBPUSH_SAMPLE), then:
 
