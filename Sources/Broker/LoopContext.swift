@@ -64,6 +64,11 @@ extension BrokerLoop {
     /// See `LoopContext.publish`.
     func publishInOrder(_ message: Message?, key: String, writes: [PluginWrite], completion: ((Bool) -> Void)?) {
         var ops: [StoreOp] = writes.map { .plugin($0) }
+        if let message {
+            for plugin in broker.plugins(providing: .companionWrites) {
+                ops += plugin.companionWrites(for: message).map { .plugin($0) }
+            }
+        }
         if let store, let message, message.qos != .atMostOnce,
            message.retain || broker.persistentSubscriptions.load(ordering: .relaxed) > 0
         {

@@ -68,7 +68,10 @@ public struct PluginHooks: OptionSet, Sendable {
     public static let authorizeDelivery = PluginHooks(rawValue: 1 << 9)
     /// The plugin keeps tables in the broker's database (opened even with durability none).
     public static let storage = PluginHooks(rawValue: 1 << 10)
-    static let count = 11
+    /// The plugin adds writes to the commit of messages that plugins publish in order
+    /// (`companionWrites`).
+    public static let companionWrites = PluginHooks(rawValue: 1 << 11)
+    static let count = 12
 }
 
 /// What `decidePublish` says about a PUBLISH.
@@ -139,6 +142,13 @@ public protocol BrokerPlugin: AnyObject, Sendable {
     func authorizeDelivery(topic: ByteString, username: String?, clientID: String) -> Bool
     /// SIGHUP: the configuration file was read again.
     func reload(_ settings: PluginSettings)
+    /// Writes to commit together with a message a plugin publishes in order
+    /// (`LoopContext.publish(_:writes:)`, e.g. a chat post and its history row): a
+    /// notification bridge's outbox rows for the post, so that the post and its
+    /// notifications are stored in one commit, or neither. On the publishing loop;
+    /// must not block. (For messages from clients, `beforeAck` can store what it
+    /// needs before the ack.)
+    func companionWrites(for message: Message) -> [PluginWrite]
 }
 
 extension BrokerPlugin {
@@ -168,6 +178,7 @@ extension BrokerPlugin {
     public func checksDeliveries(of filter: TopicFilter, for client: ClientInfo) -> Bool { false }
     public func authorizeDelivery(topic: ByteString, username: String?, clientID: String) -> Bool { true }
     public func reload(_ settings: PluginSettings) {}
+    public func companionWrites(for message: Message) -> [PluginWrite] { [] }
 }
 
 /// What plugins may ask of the broker. Safe from any thread.

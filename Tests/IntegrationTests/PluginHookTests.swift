@@ -289,3 +289,67 @@ final class DecidingPlugin: BrokerPlugin, @unchecked Sendable {
         }
     }
 }
+
+/// Keeps a table of what it was asked to add to commits: a row for each message
+/// under `post/` that a plugin publishes in order.
+final class CompanionPlugin: BrokerPlugin, @unchecked Sendable {
+    let name = "companion"
+    let hooks: PluginHooks = [.storage, .companionWrites]
+    let services = Mutex<BrokerServices?>(nil)
+
+    func start(_ services: BrokerServices) throws {
+        self.services.withLock { $0 = services }
+        try services.storage.migrate(name, [
+            "CREATE TABLE companion_posts(topic TEXT NOT NULL); CREATE TABLE companion_outbox(topic TEXT NOT NULL);",
+        ])
+    }
+
+    func companionWrites(for message: Message) -> [PluginWrite] {
+        guard message.topic.hasPrefix("post/") else { return [] }
+        let topic = message.topic.string
+        return [PluginWrite(plugin: name) { db in
+            try db.prepare("INSERT INTO companion_outbox(topic) VALUES (?)").bind(1, topic).run()
+        }]
+    }
+
+    /// The rows of a table, read after every write queued before.
+    func rows(_ table: String) -> [String] {
+        let out = Mutex<[String]?>(nil)
+        services.withLock { $0 }!.storage.read { db in
+            var rows: [String] = []
+            if let q = try? db.prepare("SELECT topic FROM \(table) ORDER BY rowid") {
+                while (try? q.step()) == true { rows.append(q.text(0) ?? "") }
+            }
+            out.withLock { $0 = rows }
+        }
+        _ = eventually { out.withLock { $0 } != nil }
+        return out.withLock { $0 } ?? []
+    }
+}
+
+@Suite("Plugin hooks: companion writes", .serialized)
+struct CompanionWriteTests {
+    @Test("companionWrites: a plugin's rows go into the commit of another plugin's ordered publish, only for the messages it wants")
+    func companionRowsShareTheCommit() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("parley-companion-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let plugin = CompanionPlugin()
+        let b = try InProcessBroker(plugins: [plugin]) { $0.dataDirectory = dir.path }
+        let services = try #require(plugin.services.withLock { $0 })
+        let done = Atomic<Int>(0)
+        for topic in ["post/1", "other/1", "post/2"] {
+            services.onLoop(of: "room/x") { ctx in
+                let row = PluginWrite(plugin: "companion") { db in
+                    try db.prepare("INSERT INTO companion_posts(topic) VALUES (?)").bind(1, topic).run()
+                }
+                let message = Message(topic: ByteString(topic), payload: Array("hi".utf8), qos: .atLeastOnce, retain: false,
+                                      origin: nil, receivedAt: 0)
+                ctx.publish(message, writes: [row]) { ok in if ok { done.add(1, ordering: .relaxed) } }
+            }
+        }
+        #expect(eventually { done.load(ordering: .relaxed) == 3 })
+        #expect(plugin.rows("companion_posts") == ["post/1", "other/1", "post/2"])
+        #expect(plugin.rows("companion_outbox") == ["post/1", "post/2"])
+        _ = b
+    }
+}
