@@ -32,6 +32,8 @@ public final class Broker: BrokerServices, @unchecked Sendable {
     var recovered: [Message] = []
     let queuedBytes = Atomic<Int>(0)
     let startedAt = Date()
+    /// Whether any plugin wants `delivered` (checked per QoS 0 delivery, so a plain flag).
+    let hasDeliveredHooks: Bool
     /// The plugins providing each hook, indexed by the hook's bit.
     private let hookLists: [[BrokerPlugin]]
     private let internalTokens = Mutex<[Int: (loop: Int, clientID: String)]>([:])
@@ -48,6 +50,7 @@ public final class Broker: BrokerServices, @unchecked Sendable {
         self.config = config
         self.plugins = plugins
         hookLists = (0..<PluginHooks.count).map { bit in plugins.filter { $0.hooks.contains(PluginHooks(rawValue: 1 << bit)) } }
+        hasDeliveredHooks = plugins.contains { $0.hooks.contains(.delivered) }
         // One core fewer than the machine has (at least one), below the loops' priority:
         // a flood of password logins leaves the event loops a core and their turn.
         workers = BlockingPool(threads: max(1, min(4, ProcessInfo.processInfo.activeProcessorCount - 1)),

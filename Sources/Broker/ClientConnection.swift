@@ -246,6 +246,8 @@ final class ClientConnection: Connection {
         ctx.stats.messagesSent += 1
         ctx.stats.publishSent += 1
         ctx.stats.bytesSent += size
+        // A QoS 0 delivery is done once written (QoS 1/2 ones when acknowledged).
+        if qos == .atMostOnce && ctx.broker.hasDeliveredHooks { deliveredHook(message) }
     }
 
     /// The spec's rule for a message larger than the client's maximum: it is not

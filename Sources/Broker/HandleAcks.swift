@@ -106,7 +106,7 @@ extension ClientConnection {
         violation(CodecError(.protocolError, "\(kind) for \(state)"))
     }
 
-    private func deliveredHook(_ message: Message) {
+    func deliveredHook(_ message: Message) {
         let plugins = ctx.broker.plugins(providing: .delivered)
         if plugins.isEmpty { return }
         let info = clientInfo

@@ -126,6 +126,8 @@ public protocol BrokerPlugin: AnyObject, Sendable {
     func beforeAck(_ message: Message, from client: ClientInfo, completion: @escaping @Sendable (ReasonCode) -> Void)
     func sessionOnline(_ client: ClientInfo)
     func sessionOffline(_ client: ClientInfo)
+    /// A delivery is done: a QoS 1 one acknowledged (PUBACK), a QoS 2 one completed
+    /// (PUBCOMP), a QoS 0 one written to the client's connection.
     func delivered(_ message: Message, to client: ClientInfo)
     /// About once a second, on one loop.
     func tick(now: UInt64)

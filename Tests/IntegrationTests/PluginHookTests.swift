@@ -199,6 +199,28 @@ struct PluginHookTests {
         #expect(delivered, "delivered not called within 3 s")
     }
 
+    @Test("delivered: a QoS 0 delivery counts once written; a QoS 1 one only once acknowledged")
+    func deliveredAtQoS0AndOnAck() throws {
+        let plugin = RecordingPlugin()
+        let b = try InProcessBroker(plugins: [plugin])
+        let subID = unique("s")
+        let sub = try TestClient.connected(port: b.port, version: .v5, clientID: subID)
+        sub.autoAck = false
+        try sub.subscribe("q/#", qos: .atLeastOnce)
+        let pub = try TestClient.connected(port: b.port, version: .v5, clientID: unique("p"))
+        try pub.publish("q/zero", "x", qos: .atMostOnce)
+        _ = try sub.expectPublish()
+        #expect(eventually { plugin.seen("delivered q/zero \(subID)").count == 1 })
+        try pub.publish("q/one", "y", qos: .atLeastOnce)
+        let p = try sub.expectPublish()
+        // Not acknowledged yet: not delivered.
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(plugin.seen("delivered q/one").isEmpty)
+        try sub.send(.puback(AckPacket(packetID: p.packetID)))
+        #expect(eventually { plugin.seen("delivered q/one \(subID)").count == 1 })
+        _ = b
+    }
+
     @Test("BrokerServices: internal publish and subscribe, disconnect by client id, tick")
     func services() throws {
         let plugin = RecordingPlugin()
