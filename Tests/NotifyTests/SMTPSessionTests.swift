@@ -254,6 +254,18 @@ struct SMTPSessionTests {
         #expect(u.session.tlsEstablished() == [])
     }
 
+    @Test("replies ahead of the command they would answer: an early talker is refused, a pipelined batch is not")
+    func unsolicited() throws {
+        var t = try Transcript(.none)
+        t.serverBytes("220 mx\r\n250 mx\r\n")
+        #expect(t.lines == ["C: EHLO parley.example", "-- close: protocol error unsolicitedReply --"])
+        var u = try Transcript(.none)
+        u.server("220 mx")
+        u.server("250-mx\n250 PIPELINING")
+        u.serverBytes("250 ok\r\n250 ok\r\n354 go\r\n250 too early\r\n")
+        #expect(u.lines.suffix(2) == ["C: .", "-- close: protocol error unsolicitedReply --"])
+    }
+
     @Test("mode none: STARTTLS offered and not used; no credentials, no AUTH")
     func plainMode() throws {
         var t = try Transcript(.none)

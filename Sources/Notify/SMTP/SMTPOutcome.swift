@@ -28,6 +28,10 @@ public enum SMTPProtocolError: Error, Equatable, Sendable {
     /// Bytes that arrived after the server's 220 to STARTTLS and before the
     /// handshake: an injection attempt (RFC 3207 section 6, CVE-2011-0411 style).
     case plaintextAfterStartTLS
+    /// Bytes that arrived with a reply, ahead of the command they could answer:
+    /// replies are never read ahead of what was asked (RFC 5321 4.3.1, RFC 2920 3.1
+    /// allows many at once only to a pipelined batch).
+    case unsolicitedReply
     /// The server closed the connection before the outcome was known. Closed during
     /// `.message` the mail may have arrived; the stable Message-ID marks a resend.
     case connectionClosed(SMTPStep)

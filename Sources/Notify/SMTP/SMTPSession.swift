@@ -33,6 +33,11 @@ public struct SMTPSession: Sendable {
         case message
         case done
 
+        var awaitsSeveralReplies: Bool {
+            if case .batch = self { return true }
+            return false
+        }
+
         var step: SMTPStep {
             switch self {
             case .greeting: return .greeting
@@ -76,6 +81,12 @@ public struct SMTPSession: Sendable {
             }
             guard let reply else { break }
             actions += handle(reply)
+            // Every step but a pipelined batch waits for one reply to what it just
+            // sent; bytes already here were written before the server could read
+            // that command (an early talker, or replies injected ahead).
+            if outcome == nil, !state.awaitsSeveralReplies, parser.bufferedByteCount > 0 {
+                return actions + fail(.unsolicitedReply)
+            }
         }
         return actions
     }
