@@ -31,6 +31,9 @@ S = {
     "bad-control": b"250 a\x00b\r\n",
     "bad-utf8": b"250 \xc3\x28\r\n",
     "partial": b"250-first\r\n250 seco",
+    # A whole conversation, as the server's side: STARTTLS, AUTH LOGIN, a pipelined batch.
+    "conversation": b"220 mx ESMTP\r\n250-mx\r\n250-PIPELINING\r\n250 STARTTLS\r\n220 go ahead\r\n250-mx\r\n250-PIPELINING\r\n250 AUTH LOGIN\r\n334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n235 2.7.0 ok\r\n250 2.1.0 ok\r\n250 2.1.5 ok\r\n550 5.1.1 no\r\n354 go\r\n250 2.0.0 queued\r\n221 bye\r\n",
+    "conversation-plain": b"220 mx\r\n250-mx\r\n250 STARTTLS\r\n220 go\r\n250-mx\r\n250 AUTH PLAIN\r\n235 ok\r\n250 ok\r\n250 ok\r\n251 ok\r\n354 go\r\n451 4.7.1 later\r\n",
 }
 for i, (name, stream) in enumerate(sorted(S.items())):
     write("smtp-reply", name, bytes([0, 0]) + stream)

@@ -11,7 +11,9 @@
 //     for byte, and CR LF, within limits.lineBytes; the text holds no control
 //     character but HT;
 //   - an error names a line after every line of the complete replies;
-//   - EHLO keyword parsing takes any reply.
+//   - EHLO keyword parsing takes any reply;
+//   - an SMTPSession reading the stream never sends credentials or mail in the
+//     clear (SMTPSessionCheck.swift).
 //
 // Input layout:
 //   byte 0  seed for the chunk sizes (bit 7: 1-8 bytes, else up to 256; 0: one piece)
@@ -38,6 +40,7 @@ public func fuzzSMTPReply(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         guard whole == bytewise else { fatalError("in one piece: \(whole); byte by byte: \(bytewise); input \(showBytes(stream))") }
     }
     check(whole, stream: stream, limits: limits)
+    checkSMTPSession(stream, chunks: sizes)
     return 0
 }
 
