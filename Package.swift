@@ -58,7 +58,7 @@ let package = Package(
 
         .executableTarget(name: "parley", dependencies: ["MQTT", "Reactor", "Broker", "Chat", "Gateway"], swiftSettings: swift5),
 
-        .target(name: "FuzzHarnesses", dependencies: ["MQTT", "Broker", "JSON", "Chat", "Gateway"], path: "Fuzz/Harnesses", swiftSettings: swift5),
+        .target(name: "FuzzHarnesses", dependencies: ["MQTT", "Broker", "JSON", "Chat", "Gateway", "Notify"], path: "Fuzz/Harnesses", swiftSettings: swift5),
 
         .testTarget(name: "MQTTTests", dependencies: ["MQTT"]),
         .testTarget(name: "FuzzCorpusTests", dependencies: ["FuzzHarnesses"]),

@@ -1,5 +1,6 @@
 // swift-tools-version:6.0
-// libFuzzer harnesses for the MQTT codec, the config file, JSON and the HTTP gateway. A separate
+// libFuzzer harnesses for the MQTT codec, the config file, JSON, the HTTP gateway and the
+// notification bridge's SMTP and HTTP client parsers. A separate
 // package so that the root package never builds with the fuzzer runtime. The seed
 // generator is the package in SeedGen/ (it has a main, which the fuzzer runtime
 // also defines).
@@ -48,5 +49,13 @@ let package = Package(
         .executableTarget(
             name: "fuzz-rest", dependencies: [.product(name: "FuzzHarnesses", package: "parley")],
             path: "Sources/FuzzREST"),
+        // (j) the notification bridge's SMTP reply parser over a chunked stream.
+        .executableTarget(
+            name: "fuzz-smtp-reply", dependencies: [.product(name: "FuzzHarnesses", package: "parley")],
+            path: "Sources/FuzzSMTPReply"),
+        // (k) the notification client's HTTP/1.1 response parser over a chunked stream.
+        .executableTarget(
+            name: "fuzz-http-response", dependencies: [.product(name: "FuzzHarnesses", package: "parley")],
+            path: "Sources/FuzzHTTPResponse"),
     ]
 )

@@ -5,7 +5,8 @@
 #   Fuzz/run.sh SECONDS [HARNESS...]    run each harness for SECONDS seconds
 #   Fuzz/run.sh --runs N [HARNESS...]   run each harness for N executions
 #
-# HARNESS is frame, roundtrip, topic, config, chat, json, http, websocket or rest (default: all,
+# HARNESS is frame, roundtrip, topic, config, chat, json, http, websocket, rest, smtp-reply or
+# http-response (default: all,
 # one after the other).
 # Environment: SKIP_BUILD=1 to reuse the last build.
 # Working corpora go to Fuzz/corpus-work/<harness>/ (recreated from
@@ -13,7 +14,7 @@
 set -uo pipefail
 
 usage() {
-    echo "usage: $0 SECONDS [HARNESS...] | $0 --runs N [HARNESS...]   (HARNESS: frame roundtrip topic config chat json http websocket rest)" >&2
+    echo "usage: $0 SECONDS [HARNESS...] | $0 --runs N [HARNESS...]   (HARNESS: frame roundtrip topic config chat json http websocket rest smtp-reply http-response)" >&2
     exit 2
 }
 
@@ -29,9 +30,9 @@ else
     usage
 fi
 harnesses=("$@")
-[ ${#harnesses[@]} -gt 0 ] || harnesses=(frame roundtrip topic config chat json http websocket rest)
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(frame roundtrip topic config chat json http websocket rest smtp-reply http-response)
 for h in "${harnesses[@]}"; do
-    case "$h" in frame | roundtrip | topic | config | chat | json | http | websocket | rest) ;; *) usage ;; esac
+    case "$h" in frame | roundtrip | topic | config | chat | json | http | websocket | rest | smtp-reply | http-response) ;; *) usage ;; esac
 done
 
 cd "$(dirname "$0")"
@@ -53,7 +54,7 @@ mkdir -p artifacts corpus-work
 # several packets (or one large one), or a REST body with room to nest; topics are short.
 max_len() {
     case "$1" in frame) echo 4096 ;; roundtrip) echo 4096 ;; topic) echo 512 ;; config) echo 2048 ;; chat) echo 2048 ;; json) echo 4096 ;;
-        http) echo 4096 ;; websocket) echo 4096 ;; rest) echo 2048 ;; esac
+        http) echo 4096 ;; websocket) echo 4096 ;; rest) echo 2048 ;; smtp-reply) echo 4096 ;; http-response) echo 4096 ;; esac
 }
 
 export SWIFT_BACKTRACE=enable=no
@@ -73,6 +74,8 @@ for h in "${harnesses[@]}"; do
     [ "$h" = http ] && dict=http.dict
     [ "$h" = websocket ] && dict=websocket.dict
     [ "$h" = rest ] && dict=rest.dict
+    [ "$h" = smtp-reply ] && dict=smtp-reply.dict
+    [ "$h" = http-response ] && dict=http-response.dict
     "$bin/fuzz-$h" "${limit[@]}" -dict="$dict" -max_len="$(max_len "$h")" -rss_limit_mb=2048 -timeout=10 \
         -print_final_stats=1 -artifact_prefix="artifacts/$h-" "$work" >"$log" 2>&1
     rc=$?

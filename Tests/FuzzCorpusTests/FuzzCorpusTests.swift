@@ -48,4 +48,10 @@ struct FuzzCorpusTests {
 
     @Test("rest: the REST body readers and the history query agree with the reference on every corpus input")
     func rest() throws { #expect(try Self.replay("rest", fuzzREST) > 0) }
+
+    @Test("smtp-reply: the SMTP reply parser is chunking-independent and gives the lines as sent, on every corpus input")
+    func smtpReply() throws { #expect(try Self.replay("smtp-reply", fuzzSMTPReply) > 0) }
+
+    @Test("http-response: the HTTP response parser is chunking-independent and keeps its body lengths, on every corpus input")
+    func httpResponse() throws { #expect(try Self.replay("http-response", fuzzHTTPResponse) > 0) }
 }
