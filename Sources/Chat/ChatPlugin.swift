@@ -155,8 +155,18 @@ public final class ChatPlugin: BrokerPlugin, @unchecked Sendable {
         let user = directory.user(name)
         if let user, AccessToken.isWellFormed(password) {
             // The token path: one SHA-256, no password hashing.
-            let ok = directory.tokenUser(AccessToken.hash(password), now: Timestamp.now()) == user.name
-            finishLogin(ok, user: user, canonical: canonical, address: address, completion)
+            let hash = AccessToken.hash(password)
+            if directory.tokenUser(hash, now: Timestamp.now()) == user.name {
+                return finishLogin(true, user: user, canonical: canonical, address: address, completion)
+            }
+            // Perhaps one made by `parley user token` a moment ago: the database says,
+            // and its change is applied before the answer.
+            services.storage.read { [self] db in
+                let stored = (try? db.prepare("SELECT 1 FROM chat_tokens WHERE hash = ? AND user = ? AND expires_at > ?")
+                    .bind(1, bytes: hash).bind(2, canonical).bind(3, Timestamp.now()).step()) ?? false
+                if stored { applyChanges(db) }
+                finishLogin(stored, user: user, canonical: canonical, address: address, completion)
+            }
             return
         }
         let accepted = services.runBounded { [self] in

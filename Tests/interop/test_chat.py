@@ -1200,6 +1200,18 @@ def test_login_password_token_and_wrong_credentials(chat, version):
     assert ca.reason == bad
 
 
+def test_login_with_a_token_made_while_the_broker_runs(chat):
+    """SPEC 7: admin commands work on a running broker: a token from `parley user token`
+    logs in at once (not only after the next poll of the changes); a revoked one never."""
+    c = chat(**CAST)
+    for _ in range(3):
+        tok = c.token("alice")
+        _, ca = c.raw_login("alice", password=tok)
+        assert ca.reason == 0, ca
+    _, ca = c.raw_login("bob", password=c.token("alice"))  # another user's fresh token
+    assert ca.reason == 0x86, ca
+
+
 def test_login_token_expires(chat):
     """SPEC 2: an access token expires (`parley user token --lifetime`)."""
     c = chat(**CAST, start=False)
