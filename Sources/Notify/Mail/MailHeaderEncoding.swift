@@ -1,3 +1,5 @@
+import Chat
+
 /// Writing header fields within RFC 5322's line lengths (78 characters should,
 /// 998 must) and ASCII: RFC 2047 encoded-words for text that is not ASCII.
 enum MailHeaderEncoding {
@@ -13,12 +15,12 @@ enum MailHeaderEncoding {
         for scalar in text.unicodeScalars {
             let bytes = Array(String(scalar).utf8)
             if chunk.count + bytes.count > encodedWordBytes {
-                words.append("=?utf-8?B?" + PaddedBase64.encode(chunk) + "?=")
+                words.append("=?utf-8?B?" + Base64.encodePadded(chunk, alphabet: .standard) + "?=")
                 chunk = []
             }
             chunk += bytes
         }
-        if !chunk.isEmpty || words.isEmpty { words.append("=?utf-8?B?" + PaddedBase64.encode(chunk) + "?=") }
+        if !chunk.isEmpty || words.isEmpty { words.append("=?utf-8?B?" + Base64.encodePadded(chunk, alphabet: .standard) + "?=") }
         return words
     }
 

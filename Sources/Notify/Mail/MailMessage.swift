@@ -1,3 +1,5 @@
+import Chat
+
 /// A mailbox for `From` and `To`: an address and, optionally, a display name.
 public struct MailAddress: Equatable, Sendable {
     public let address: String
@@ -83,7 +85,7 @@ public struct MailMessage: Equatable, Sendable {
         // base64 of the text with CR LF breaks, in lines of 76 characters.
         var joined: [UInt8] = []
         for (n, line) in lines.enumerated() { joined += (n > 0 ? [0x0D, 0x0A] : []) + line }
-        let b64 = Array(PaddedBase64.encode(joined).utf8)
+        let b64 = Array(Base64.encodePadded(joined, alphabet: .standard).utf8)
         let b64Lines = stride(from: 0, to: b64.count, by: 76).map { String(decoding: b64[$0..<min($0 + 76, b64.count)], as: UTF8.self) }
         let b64Text = b64Lines.joined(separator: "\r\n")
         return qp.utf8.count <= b64Text.utf8.count ? (.quotedPrintable, qp) : (.base64, b64Text)

@@ -1,3 +1,5 @@
+import Chat
+
 /// An SMTP client conversation for one mail, without I/O: feed it what the server
 /// says (`receive`), and it answers with what to send, when to start TLS and when
 /// the outcome is settled. The order (RFC 5321 3.3, RFC 3207, RFC 4954, RFC 2920):
@@ -132,12 +134,12 @@ public struct SMTPSession: Sendable {
         case .authLoginUsername:
             return expect(reply, 334) { session in
                 session.state = .authLoginPassword
-                return [session.send(PaddedBase64.encode(Array(session.configuration.credentials!.username.utf8)))]
+                return [session.send(Base64.encodePadded(Array(session.configuration.credentials!.username.utf8), alphabet: .standard))]
             }
         case .authLoginPassword:
             return expect(reply, 334) { session in
                 session.state = .authLoginDone
-                return [session.send(PaddedBase64.encode(Array(session.configuration.credentials!.password.utf8)))]
+                return [session.send(Base64.encodePadded(Array(session.configuration.credentials!.password.utf8), alphabet: .standard))]
             }
         case .mailFrom:
             return expect(reply, 250...259) { session in
@@ -181,7 +183,7 @@ public struct SMTPSession: Sendable {
         if offered.authMechanisms.contains("PLAIN") {
             state = .authPlain
             let response = [0] + Array(credentials.username.utf8) + [0] + Array(credentials.password.utf8)
-            return [send("AUTH PLAIN " + PaddedBase64.encode(response))]
+            return [send("AUTH PLAIN " + Base64.encodePadded(response, alphabet: .standard))]
         }
         if offered.authMechanisms.contains("LOGIN") {
             state = .authLoginUsername
