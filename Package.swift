@@ -50,13 +50,13 @@ let package = Package(
 
         // The HTTP gateway plugin: HTTP/1.1, REST, WebSocket (MQTT on /mqtt), metrics,
         // and the web client (Web/, built into the binary).
-        .target(name: "Gateway", dependencies: ["Reactor", "Broker", "Chat", "JSON", "COpenSSL"],
+        .target(name: "Gateway", dependencies: ["Reactor", "Broker", "Chat", "Notify", "JSON", "COpenSSL"],
                 resources: [.embedInCode("Web")], swiftSettings: swift5),
 
         // The notification bridge plugin: outbox, SMTP, webhooks, ntfy, Web Push.
         .target(name: "Notify", dependencies: ["Reactor", "Broker", "Chat", "JSON", "COpenSSL"], swiftSettings: swift5),
 
-        .executableTarget(name: "parley", dependencies: ["MQTT", "Reactor", "Broker", "Chat", "Gateway"], swiftSettings: swift5),
+        .executableTarget(name: "parley", dependencies: ["MQTT", "Reactor", "Broker", "Chat", "Gateway", "Notify"], swiftSettings: swift5),
 
         .target(name: "FuzzHarnesses", dependencies: ["MQTT", "Broker", "JSON", "Chat", "Gateway", "Notify"], path: "Fuzz/Harnesses", swiftSettings: swift5),
 

@@ -16,14 +16,14 @@ public struct ServerConfig: Sendable {
     public var aclDefaultAllow = true
     /// Where the settings came from, for messages.
     public var source = "built-in defaults"
-    /// The plugins to run (`plugins = chat, gateway`), in order; `plugins =` runs none.
-    public var plugins: [String] = ["chat", "gateway"]
+    /// The plugins to run (`plugins = chat, gateway, notify`), in order; `plugins =` runs none.
+    public var plugins: [String] = ["chat", "gateway", "notify"]
     /// The settings of the plugins, by the keys they declared.
     public var pluginSettings = PluginSettings()
     /// Whether the file set allow_anonymous (a plugin may change its default).
     public var allowAnonymousSet = false
     /// The plugins this build knows (the value of `plugins` must name only these).
-    public static let knownPlugins: Set<String> = ["chat", "gateway"]
+    public static let knownPlugins: Set<String> = ["chat", "gateway", "notify"]
 
     /// `chat, ...` (comma-separated; empty: none), every name known.
     public static func pluginList(_ text: String) throws(ConfigError) -> [String] {

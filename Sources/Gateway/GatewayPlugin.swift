@@ -1,6 +1,7 @@
 import Broker
 import Chat
 import Foundation
+import Notify
 import Reactor
 import Synchronization
 
@@ -13,6 +14,7 @@ public final class GatewayPlugin: BrokerPlugin, @unchecked Sendable {
     private let currentSettings: Mutex<GatewaySettings>
     var settings: GatewaySettings { currentSettings.withLock { $0 } }
     let chat: ChatPlugin?
+    let notify: NotifyPlugin?
     let router = Router()
     private(set) var services: BrokerServices!
     /// The open HTTP connections of each loop, touched only by that loop's thread.
@@ -31,9 +33,10 @@ public final class GatewayPlugin: BrokerPlugin, @unchecked Sendable {
         var sweeping = false
     }
 
-    public init(settings: GatewaySettings = GatewaySettings(), chat: ChatPlugin?) {
+    public init(settings: GatewaySettings = GatewaySettings(), chat: ChatPlugin?, notify: NotifyPlugin? = nil) {
         currentSettings = Mutex(settings)
         self.chat = chat
+        self.notify = notify
         authLimit = PostRateLimit(.init(perSecond: settings.authRate.perSecond, burst: settings.authRate.burst))
     }
 

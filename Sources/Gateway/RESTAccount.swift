@@ -63,7 +63,10 @@ extension GatewayPlugin {
     func deleteMe(_ ctx: RequestContext) {
         chat?.deleteUser(ctx.user) { [unowned self] result in
             switch result {
-            case .success: ctx.respond(.noContent)
+            case .success:
+                // Their devices and pending notifications go too.
+                guard let notify else { return ctx.respond(.noContent) }
+                notify.forgetUser(ctx.user) { ctx.respond(.noContent) }
             case .failure(let error): fail(ctx, error)
             }
         }

@@ -22,6 +22,7 @@ extension GatewayPlugin {
         router.add("DELETE", "/v1/rooms/{room}/members/{user}", authenticated: true) { [unowned self] in removeMember($0) }
         router.add("GET", "/v1/rooms/{room}/messages", authenticated: true) { [unowned self] in history($0) }
         router.add("POST", "/v1/rooms/{room}/messages", authenticated: true) { [unowned self] in post($0) }
+        registerDeviceRoutes()
     }
 
     /// The status of a refusal, by its code.
@@ -29,7 +30,7 @@ extension GatewayPlugin {
         switch code {
         case "invalid_credentials": return 401
         case "not_a_member", "not_owner": return 403
-        case "room_not_found", "user_not_found", "not_found": return 404
+        case "room_not_found", "user_not_found", "not_found", "device_not_found": return 404
         case "username_taken", "room_exists", "already_member", "owner_cannot_leave": return 409
         case "rate_limited": return 429
         case "server_busy": return 503

@@ -1,6 +1,7 @@
 import Broker
 import Chat
 import Foundation
+import Notify
 import Store
 
 // `parley user ...` and `parley room ...` (SPEC section 7): changes made in the
@@ -49,25 +50,29 @@ struct AdminArguments {
     }
 }
 
-/// The chat tables of a data directory: through the store when no broker runs
+/// A plugin's tables in a data directory: through the store when no broker runs
 /// (creating and migrating them if needed), or straight through SQLite next to a
-/// running broker (which must have the chat plugin on).
-final class ChatDatabase {
+/// running broker (which must have the plugin on).
+final class PluginDatabase {
     private var store: Store?
     let db: SQLiteDatabase
 
-    init(directory: String) throws {
+    init(directory: String, plugin: String, migrations: [String]) throws {
         do {
             let store = try Store(directory: directory, durability: .full)
-            try store.migratePlugin("chat", ChatSchema.migrations)
+            try store.migratePlugin(plugin, migrations)
             self.store = store
             db = try store.withDatabase { $0 }
         } catch let error as StoreError where error.code == StoreError.heldByAnotherParley {
             db = try SQLiteDatabase(path: directory + "/parley.db")
-            guard (try? db.scalarInt("SELECT version FROM plugin_schema WHERE name = 'chat'")) != nil else {
-                throw UsageError("the broker running on \(directory) does not have the chat plugin on (plugins = chat)")
+            guard (try? db.scalarInt("SELECT version FROM plugin_schema WHERE name = '\(plugin)'")) != nil else {
+                throw UsageError("the broker running on \(directory) does not have the \(plugin) plugin on (plugins = ...)")
             }
         }
+    }
+
+    static func chat(_ directory: String) throws -> PluginDatabase {
+        try PluginDatabase(directory: directory, plugin: ChatSchema.name, migrations: ChatSchema.migrations)
     }
 }
 
@@ -96,7 +101,7 @@ func runUserCommand(_ args: [String]) -> Int32 {
     runAdmin("user") {
         let a = try AdminArguments.parse(args, valued: ["--email", "--password-file", "--lifetime"])
         guard let verb = a.words.first else { throw UsageError("user add|passwd|del|list|token") }
-        let admin = ChatAdmin(try ChatDatabase(directory: try a.dataDirectory()).db)
+        let admin = ChatAdmin(try PluginDatabase.chat(try a.dataDirectory()).db)
         let name = a.words.count > 1 ? a.words[1] : nil
         func needName() throws -> String {
             guard let name, a.words.count == 2 else { throw UsageError("user \(verb) takes one user name") }
@@ -137,7 +142,7 @@ func runRoomCommand(_ args: [String]) -> Int32 {
     runAdmin("room") {
         let a = try AdminArguments.parse(args, valued: ["--owner", "--title"])
         guard let verb = a.words.first else { throw UsageError("room create|list|members|add|remove|delete") }
-        let admin = ChatAdmin(try ChatDatabase(directory: try a.dataDirectory()).db)
+        let admin = ChatAdmin(try PluginDatabase.chat(try a.dataDirectory()).db)
         func words(_ n: Int, _ what: String) throws -> [String] {
             guard a.words.count == n + 1 else { throw UsageError("room \(verb) takes \(what)") }
             return Array(a.words.dropFirst())
@@ -166,6 +171,35 @@ func runRoomCommand(_ args: [String]) -> Int32 {
             print("room \(room) deleted")
         default:
             throw UsageError("unknown room command '\(verb)' (create, list, members, add, remove, delete)")
+        }
+    }
+}
+
+func runOutboxCommand(_ args: [String]) -> Int32 {
+    runAdmin("outbox") {
+        let a = try AdminArguments.parse(args, valued: [])
+        guard let verb = a.words.first else { throw UsageError("outbox list|retry ID|drop ID") }
+        let admin = OutboxAdmin(try PluginDatabase(directory: try a.dataDirectory(), plugin: NotifySchema.name,
+                                                   migrations: NotifySchema.migrations).db)
+        func id() throws -> Int64 {
+            guard a.words.count == 2, let n = Int64(a.words[1]) else { throw UsageError("outbox \(verb) takes a notification id") }
+            return n
+        }
+        switch verb {
+        case "list":
+            for r in try admin.list() {
+                print("\(r.id)\t\(r.state)\t\(r.user)\t\(r.channel)\t\(r.destination)\t\(r.attempts)\t\(r.lastError ?? "")")
+            }
+        case "retry":
+            let n = try id()
+            try admin.retry(n, now: Int64(Date().timeIntervalSince1970 * 1000))
+            print("notification \(n) will be tried again")
+        case "drop":
+            let n = try id()
+            try admin.drop(n)
+            print("notification \(n) dropped")
+        default:
+            throw UsageError("unknown outbox command '\(verb)' (list, retry, drop)")
         }
     }
 }

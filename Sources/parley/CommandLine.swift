@@ -25,9 +25,12 @@ let usage = """
       room create ROOM --owner USER [--title TEXT] | list | members ROOM
            | add ROOM USER | remove ROOM USER | delete ROOM
                               manage chat rooms
-                              (user and room take --data DIR or --config FILE, and
-                              work whether or not the broker runs: a running one
-                              applies the change within a second)
+      outbox list | retry ID | drop ID
+                              notifications not yet sent: list them, try a dead
+                              or failing one again now, or drop one
+                              (user, room and outbox take --data DIR or --config
+                              FILE, and work whether or not the broker runs: a
+                              running one applies the change within a second)
       version                 print the version
       bench codec [--seconds S] [--only TEXT] [--json]
                               measure the MQTT codec (decode and encode rates)
@@ -62,6 +65,8 @@ func runCommandLine(_ arguments: [String]) -> Int32 {
         return runUserCommand(rest)
     case "room":
         return runRoomCommand(rest)
+    case "outbox":
+        return runOutboxCommand(rest)
     default:
         FileHandle.standardError.write(Data("parley: unknown command '\(command)'\n\n\(usage)".utf8))
         return 2

@@ -1,6 +1,7 @@
 import Broker
 import Chat
 import Gateway
+import Notify
 import Dispatch
 import Foundation
 import Reactor
@@ -142,7 +143,7 @@ func printError(_ text: String) {
 }
 
 /// The configuration keys the plugins read.
-let pluginSettingKeys = ChatSettings.keys.union(GatewaySettings.keys)
+let pluginSettingKeys = ChatSettings.keys.union(GatewaySettings.keys).union(NotifySettings.keys)
 
 /// The plugins the configuration enables, before the built-in access rules. With
 /// the chat plugin, anonymous clients are refused unless allow_anonymous says so.
@@ -155,8 +156,14 @@ func makePlugins(_ config: inout ServerConfig) throws -> [BrokerPlugin] {
         plugins.append(made)
         if !config.allowAnonymousSet { config.broker.allowAnonymous = false }
     }
+    var notify: NotifyPlugin? = nil
+    if config.plugins.contains("notify") {
+        let made = NotifyPlugin(settings: try NotifySettings(config.pluginSettings))
+        notify = made
+        plugins.append(made)
+    }
     if config.plugins.contains("gateway") {
-        plugins.append(GatewayPlugin(settings: try GatewaySettings(config.pluginSettings), chat: chat))
+        plugins.append(GatewayPlugin(settings: try GatewaySettings(config.pluginSettings), chat: chat, notify: notify))
     }
     return plugins
 }

@@ -1,0 +1,18 @@
+/// The notification bridge's tables in the broker's database. Never edit a
+/// released step; add one.
+public enum NotifySchema {
+    public static let name = "notify"
+    public static let migrations = [
+        """
+        CREATE TABLE notify_devices(id TEXT PRIMARY KEY, user TEXT NOT NULL, kind TEXT NOT NULL, url TEXT NOT NULL,
+            secret TEXT, p256dh BLOB, auth BLOB, created_at INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE INDEX notify_devices_user ON notify_devices(user);
+        CREATE TABLE notify_outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT NOT NULL, channel TEXT NOT NULL,
+            destination TEXT NOT NULL, room TEXT, message_id INTEGER, body TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL,
+            created_at INTEGER NOT NULL, last_error TEXT);
+        CREATE INDEX notify_outbox_due ON notify_outbox(state, next_at);
+        CREATE TABLE notify_keys(name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+        """,
+    ]
+}
