@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Parley against Mosquitto, with `parley bench` as the load generator.
+"""Parley against Mosquitto and the floor, with `parley bench` as the load generator.
 
     Tests/bench/compare.py                         # full comparison (~15 min)
     Tests/bench/compare.py --smoke                 # CI: one round, 1 s runs, < 1 min
@@ -7,6 +7,8 @@
         --out Tests/bench/results.json --markdown Tests/bench/results.md --svg Tests/bench/results.svg
     Tests/bench/compare.py --list                  # the scenarios
     Tests/bench/compare.py --only pairs            # scenarios whose id contains "pairs"
+    Tests/bench/compare.py --only rate-rooms-q0,rate-pairs-q0,sat-fanout-q0   # issue 14's table
+    Tests/bench/compare.py --no-floor              # Mosquitto and Parley only
 
 What it does:
   * builds parley (release, through /tmp/parley-build.lock) unless --no-build;
@@ -19,6 +21,11 @@ What it does:
     of the generator and of the whole machine between the generator's "clients
     ready" line and its last progress line (the measuring window), so the report
     shows which side was the limit and how much CPU other processes took;
+  * in the QoS 0 scenarios with exact topics also runs "floor" (Tests/bench/floor/floor.c,
+    built here with `cc -O2` into the run's temporary folder): a single-threaded epoll
+    forwarder doing one read() per readable connection and one write() per delivery, no
+    batching, the least a broker can do with one system call per delivery. Every report
+    shows Parley / floor beside Parley / Mosquitto. --no-floor leaves it out;
   * prints a table (medians over rounds, min-max spread, ratios, targets) and
     writes --out JSON, --markdown and --svg (a hand-made bar chart, no matplotlib).
 
@@ -54,6 +61,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_LOCK = "/tmp/parley-build.lock"
+FLOOR_SOURCE = ROOT / "Tests/bench/floor/floor.c"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 HOST = "127.0.0.1"  # loopback only, on purpose
 
@@ -84,28 +92,34 @@ class Scenario:
         return int(b[b.index("--qos") + 1]) if "--qos" in b else 0
 
 
+def with_floor(q):
+    """The floor speaks QoS 0 and exact topics only, without persistence."""
+    return ("mosquitto", "parley", "floor") if q == 0 else ("mosquitto", "parley")
+
+
 def full_scenarios():
     s = []
     for q in (0, 1):
         s.append(Scenario(f"sat-fanout-q{q}", "saturation", f"fan-out 1 -> 100, QoS {q}",
-                          ["fan-out", "--count", "100", "--window", "64", "--qos", str(q)]))
+                          ["fan-out", "--count", "100", "--window", "64", "--qos", str(q)], with_floor(q)))
     for q in (0, 1, 2):
         s.append(Scenario(f"sat-pairs-q{q}", "saturation", f"100 pairs, QoS {q}",
-                          ["pairs", "--count", "100", "--window", "32", "--qos", str(q)]))
+                          ["pairs", "--count", "100", "--window", "32", "--qos", str(q)], with_floor(q)))
     for q in (0, 1):
         s.append(Scenario(f"sat-rooms-q{q}", "saturation", f"50 rooms x 10, QoS {q}",
-                          ["rooms", "--rooms", "50", "--members", "10", "--window", "8", "--qos", str(q)]))
+                          ["rooms", "--rooms", "50", "--members", "10", "--window", "8", "--qos", str(q)],
+                          with_floor(q)))
     for q in (0, 1):
         s.append(Scenario(f"sat-fanin-q{q}", "saturation", f"fan-in 50 -> 1, QoS {q}",
-                          ["fan-in", "--count", "50", "--window", "8", "--qos", str(q)]))
+                          ["fan-in", "--count", "50", "--window", "8", "--qos", str(q)], with_floor(q)))
     for q in (0, 1):
         s.append(Scenario(f"rate-rooms-q{q}", "fixed", f"100 rooms x 10 at 2 msg/s/member, QoS {q}",
                           ["rooms", "--rooms", "100", "--members", "10", "--rate", "2", "--window", "8",
-                           "--qos", str(q)], target_rate=100 * 10 * 2 * 10))
+                           "--qos", str(q)], with_floor(q), target_rate=100 * 10 * 2 * 10))
     for q in (0, 1):
         s.append(Scenario(f"rate-pairs-q{q}", "fixed", f"100 pairs at 100 msg/s, QoS {q}",
                           ["pairs", "--count", "100", "--rate", "100", "--window", "32", "--qos", str(q)],
-                          target_rate=100 * 100))
+                          with_floor(q), target_rate=100 * 100))
     s.append(Scenario("conn-idle-10k", "connections", "10000 idle connections, 8 sources",
                       ["connections", "--count", "10000", "--sources", "8"]))
     s.append(Scenario("scale-pairs-q0", "scaling", "100 pairs, QoS 0: Parley 1 vs 2 loops",
@@ -121,6 +135,9 @@ def smoke_scenarios():
         Scenario("smoke-rooms-q1", "smoke", "5 rooms x 4 at 50 msg/s/member, QoS 1",
                  ["rooms", "--rooms", "5", "--members", "4", "--rate", "50", "--window", "8", "--qos", "1"],
                  target_rate=5 * 4 * 50 * 4),
+        Scenario("smoke-rooms-q0", "smoke", "5 rooms x 4 at 50 msg/s/member, QoS 0",
+                 ["rooms", "--rooms", "5", "--members", "4", "--rate", "50", "--window", "8", "--qos", "0"],
+                 with_floor(0), target_rate=5 * 4 * 50 * 4),
     ]
 
 
@@ -213,8 +230,8 @@ def tail(path, lines=15):
 
 class Broker:
     def __init__(self, variant, kind, loops, args, workdir):
-        self.variant = variant  # mosquitto | parley | parley-loops1 | ...
-        self.kind = kind        # mosquitto | parley
+        self.variant = variant  # mosquitto | parley | parley-loops1 | floor | ...
+        self.kind = kind        # mosquitto | parley | floor
         self.loops = loops
         self.args = args
         self.workdir = workdir
@@ -226,6 +243,8 @@ class Broker:
         a = self.args
         sys_interval = SYS_DEFAULT_INTERVAL if a.sys == "default" else 0
         conf = self.workdir / f"{tag}.conf"
+        if self.kind == "floor":
+            return [str(a.floor_bin), str(port)]  # 127.0.0.1 only, no settings: see floor.c
         if self.kind == "mosquitto":
             conf.write_text("\n".join([
                 f"listener {port} {HOST}",
@@ -295,6 +314,8 @@ def make_broker(variant, args, workdir):
         return Broker(variant, "mosquitto", 1, args, workdir)
     if variant == "parley":
         return Broker(variant, "parley", args.loops, args, workdir)
+    if variant == "floor":
+        return Broker(variant, "floor", 1, args, workdir)
     if variant.startswith("parley-loops"):
         return Broker(variant, "parley", int(variant[len("parley-loops"):]), args, workdir)
     raise ValueError(variant)
@@ -504,23 +525,33 @@ def ratios(sc, v):
         a, b = v.get(sc.variants[1], {}), v.get(sc.variants[0], {})
         return {"throughput": ratio(a.get("delivered_per_s"), b.get("delivered_per_s")),
                 "throughput_spread": ratio_spread(a.get("delivered_per_s_spread"), b.get("delivered_per_s_spread"))}
-    p, m = v.get("parley", {}), v.get("mosquitto", {})
-    if not p or not m:
-        return {}
+    p, m, f = v.get("parley", {}), v.get("mosquitto", {}), v.get("floor", {})
     if sc.group == "connections":
+        if not p or not m:
+            return {}
         return {"connect_rate": ratio(p.get("connect_per_s"), m.get("connect_per_s")),
                 "bytes_per_connection": ratio(p.get("bytes_per_connection"), m.get("bytes_per_connection")),
                 "bytes_per_connection_spread": ratio_spread(p.get("bytes_per_connection_spread"),
                                                             m.get("bytes_per_connection_spread"))}
-    return {"throughput": ratio(p.get("delivered_per_s"), m.get("delivered_per_s")),
-            "throughput_spread": ratio_spread(p.get("delivered_per_s_spread"), m.get("delivered_per_s_spread")),
-            "cpu_per_msg": ratio(p.get("cpu_us_per_msg"), m.get("cpu_us_per_msg")),
-            "cpu_per_msg_spread": ratio_spread(p.get("cpu_us_per_msg_spread"), m.get("cpu_us_per_msg_spread")),
-            "window_cpu_per_msg": ratio(p.get("window_cpu_us_per_msg"), m.get("window_cpu_us_per_msg")),
-            "window_cpu_per_msg_spread": ratio_spread(p.get("window_cpu_us_per_msg_spread"),
-                                                      m.get("window_cpu_us_per_msg_spread")),
-            "p99": ratio(p.get("p99_us"), m.get("p99_us")),
-            "p99_spread": ratio_spread(p.get("p99_us_spread"), m.get("p99_us_spread"))}
+    out = {}
+    # Parley / Mosquitto under the plain keys (as before), Parley / floor under "floor_" keys,
+    # Mosquitto / floor under "mosquitto_floor_" keys.
+    for prefix, num, den in (("", p, m), ("floor_", p, f), ("mosquitto_floor_", m, f)):
+        if not num or not den:
+            continue
+        out.update({
+            prefix + "throughput": ratio(num.get("delivered_per_s"), den.get("delivered_per_s")),
+            prefix + "throughput_spread": ratio_spread(num.get("delivered_per_s_spread"),
+                                                       den.get("delivered_per_s_spread")),
+            prefix + "cpu_per_msg": ratio(num.get("cpu_us_per_msg"), den.get("cpu_us_per_msg")),
+            prefix + "cpu_per_msg_spread": ratio_spread(num.get("cpu_us_per_msg_spread"),
+                                                        den.get("cpu_us_per_msg_spread")),
+            prefix + "window_cpu_per_msg": ratio(num.get("window_cpu_us_per_msg"), den.get("window_cpu_us_per_msg")),
+            prefix + "window_cpu_per_msg_spread": ratio_spread(num.get("window_cpu_us_per_msg_spread"),
+                                                               den.get("window_cpu_us_per_msg_spread")),
+            prefix + "p99": ratio(num.get("p99_us"), den.get("p99_us")),
+            prefix + "p99_spread": ratio_spread(num.get("p99_us_spread"), den.get("p99_us_spread"))})
+    return out
 
 
 TARGETS = [
@@ -534,6 +565,11 @@ TARGETS = [
      ["rate-rooms-q0", "rate-rooms-q1", "rate-pairs-q0", "rate-pairs-q1"], "cpu_per_msg", "<=", 1 / 3),
     ("p99 latency at fixed rate no worse than Mosquitto's",
      ["rate-rooms-q0", "rate-rooms-q1", "rate-pairs-q0", "rate-pairs-q1"], "p99", "<=", 1.0),
+    # Issue 14, against the floor (QoS 0 only: the floor has no QoS 1/2).
+    ("issue 14: broker CPU per message at fixed rate <= 1.0x the floor's (QoS 0), measuring window",
+     ["rate-rooms-q0", "rate-pairs-q0"], "floor_window_cpu_per_msg", "<=", 1.0),
+    ("issue 14: saturation throughput >= 2x the floor (fan-out 100, 100 pairs, 50 rooms x 10; QoS 0)",
+     ["sat-fanout-q0", "sat-pairs-q0", "sat-rooms-q0"], "floor_throughput", ">=", 2.0),
 ]
 
 
@@ -569,7 +605,7 @@ def evaluate_targets(summary):
 # --------------------------------------------------------------------------- formatting
 
 VARIANT_NAMES = {"mosquitto": "Mosquitto", "parley": "Parley", "parley-loops1": "Parley 1 loop",
-                 "parley-loops2": "Parley 2 loops"}
+                 "parley-loops2": "Parley 2 loops", "floor": "floor"}
 
 
 def vname(v):
@@ -626,12 +662,29 @@ def ratio_rows(summary):
     rows = []
     for e in summary:
         r = e["ratios"]
-        if e["group"] in ("connections", "scaling") or not r:
+        if e["group"] in ("connections", "scaling") or "throughput" not in r:
             continue
         rows.append([e["title"], f_ratio(r.get("throughput")), f_rng(r.get("throughput_spread"), 2),
                      f_ratio(r.get("cpu_per_msg")), f_rng(r.get("cpu_per_msg_spread"), 2),
                      f_ratio(r.get("window_cpu_per_msg")), f_ratio(r.get("p99")), f_rng(r.get("p99_spread"), 2),
                      reference_loss(e) or ""])
+    return head, rows
+
+
+def floor_rows(summary):
+    """Parley / floor (and Mosquitto / floor) where the floor ran: QoS 0, exact topics."""
+    head = ["scenario", "throughput P/F", "(range)", "CPU/msg P/F", "(range)", "CPU/msg window P/F", "(range)",
+            "p99 P/F", "throughput M/F", "CPU/msg window M/F"]
+    rows = []
+    for e in summary:
+        r = e["ratios"]
+        if e["group"] in ("connections", "scaling") or "floor_throughput" not in r:
+            continue
+        rows.append([e["title"], f_ratio(r.get("floor_throughput")), f_rng(r.get("floor_throughput_spread"), 2),
+                     f_ratio(r.get("floor_cpu_per_msg")), f_rng(r.get("floor_cpu_per_msg_spread"), 2),
+                     f_ratio(r.get("floor_window_cpu_per_msg")), f_rng(r.get("floor_window_cpu_per_msg_spread"), 2),
+                     f_ratio(r.get("floor_p99")), f_ratio(r.get("mosquitto_floor_throughput")),
+                     f_ratio(r.get("mosquitto_floor_window_cpu_per_msg"))])
     return head, rows
 
 
@@ -750,6 +803,14 @@ def svg_chart(summary, meta):
           inv_spread(e["ratios"].get("window_cpu_per_msg_spread")), 3.0) for e in fixed])
     add("p99 latency at fixed rate: Mosquitto ÷ Parley (target 1×)",
         [(e["title"], inv(e["ratios"].get("p99")), inv_spread(e["ratios"].get("p99_spread")), 1.0) for e in fixed])
+    withf = [e for e in summary if "floor_throughput" in e["ratios"]]
+    add("Against the floor: saturation throughput Parley ÷ floor (issue 14 target 2×)",
+        [(e["title"], e["ratios"].get("floor_throughput"), e["ratios"].get("floor_throughput_spread"),
+          2.0 if e["id"] in next(t[1] for t in TARGETS if t[2] == "floor_throughput") else None) for e in withf if e["group"] == "saturation"])
+    add("Against the floor: CPU per message at fixed rate, floor ÷ Parley (issue 14 target 1×)",
+        [(e["title"], inv(e["ratios"].get("floor_window_cpu_per_msg")),
+          inv_spread(e["ratios"].get("floor_window_cpu_per_msg_spread")), 1.0)
+         for e in withf if e["group"] in ("fixed", "smoke")])
     conn = [e for e in summary if e["group"] == "connections"]
     # The accept rate stays in the tables: it mostly measures Mosquitto's listen backlog of 100.
     add("Memory per idle connection: Mosquitto ÷ Parley bytes (target 734/512 = 1.43×)",
@@ -843,6 +904,13 @@ def versions(args):
                                             capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         v["parley_commit"] = "?"
+    if getattr(args, "floor_bin", None):
+        v["floor_source_sha256"] = hashlib.sha256(FLOOR_SOURCE.read_bytes()).hexdigest()
+        try:
+            r = subprocess.run([args.cc, "--version"], capture_output=True, text=True, timeout=10)
+            v["floor_cc"] = f"{args.cc} -O2: " + r.stdout.strip().splitlines()[0]
+        except (OSError, subprocess.TimeoutExpired, IndexError):
+            v["floor_cc"] = "?"
     if args.mosquitto:
         try:
             r = subprocess.run([args.mosquitto, "-h"], capture_output=True, text=True, timeout=10)
@@ -932,11 +1000,15 @@ def parse_args(argv):
     p.add_argument("--sys", choices=("default", "off"), default="default",
                    help="$SYS: both brokers at their default interval (10 s) or both off")
     p.add_argument("--only", help="comma-separated substrings: run only scenarios whose id contains one")
-    p.add_argument("--brokers", default="mosquitto,parley", help="variants to run (default mosquitto,parley)")
+    p.add_argument("--brokers", default="mosquitto,parley,floor",
+                   help="variants to run (default mosquitto,parley,floor; the floor runs only where a scenario lists it)")
+    p.add_argument("--no-floor", action="store_true", help="leave the floor (Tests/bench/floor/floor.c) out")
+    p.add_argument("--cc", default=shutil.which("cc") or "/usr/bin/cc", help="C compiler for the floor (default cc)")
     p.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
                    help="before each round wait up to S seconds until other processes use < 0.3 cores")
     p.add_argument("--pause", type=float, default=1.0, help="seconds between runs (default 1)")
-    p.add_argument("--smoke", action="store_true", help="CI: 1 round, 1 s runs, 2 tiny QoS 1 scenarios")
+    p.add_argument("--smoke", action="store_true",
+                   help="CI: 1 round, 1 s runs, 2 tiny QoS 1 scenarios and a tiny QoS 0 one (with the floor)")
     p.add_argument("--no-build", action="store_true", help="use the existing .build/release/parley")
     p.add_argument("--parley", default=str(ROOT / ".build/release/parley"))
     p.add_argument("--mosquitto", default=shutil.which("mosquitto") or "/usr/sbin/mosquitto")
@@ -975,6 +1047,16 @@ def main(argv):
     if args.report_from:
         return report_from(args)
     wanted = {b.strip() for b in args.brokers.split(",")}
+    if args.no_floor:
+        wanted.discard("floor")
+    if "floor" in wanted and any("floor" in s.variants for s in scenarios) and \
+            not (os.path.isfile(args.cc) and os.access(args.cc, os.X_OK)):
+        if args.smoke:
+            print(f"compare: no C compiler at {args.cc}; running without the floor", file=sys.stderr)
+            wanted.discard("floor")
+        else:
+            print(f"compare: no C compiler at {args.cc} for the floor (--cc PATH, or --no-floor)", file=sys.stderr)
+            return 2
     if not (os.path.isfile(args.mosquitto) and os.access(args.mosquitto, os.X_OK)):
         if args.smoke or "mosquitto" not in wanted:
             print(f"compare: no mosquitto at {args.mosquitto}; running Parley only", file=sys.stderr)
@@ -997,6 +1079,15 @@ def main(argv):
     # Run a private copy: another engineer's build may replace .build/release/parley mid-run.
     shutil.copy2(args.parley, workdir / "parley")
     args.parley = workdir / "parley"
+    args.floor_bin = None
+    if any("floor" in s.variants for s in scenarios):
+        args.floor_bin = workdir / "floor"
+        cmd = [args.cc, "-O2", "-o", str(args.floor_bin), str(FLOOR_SOURCE)]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            print(f"compare: {' '.join(cmd)} failed:\n{r.stderr}", file=sys.stderr)
+            shutil.rmtree(workdir, ignore_errors=True)
+            return 2
     with open(args.parley, "rb") as f:
         parley_sha256 = hashlib.sha256(f.read()).hexdigest()
     nofile = raise_nofile()
@@ -1091,6 +1182,10 @@ def report(args, scenarios, records, meta):
     if rr:
         print()
         print(text_table(rh, rr))
+    fh, fr = floor_rows(summary)
+    if fr:
+        print()
+        print(text_table(fh, fr))
     ch, cr = conn_rows(summary)
     if cr:
         print()
@@ -1157,7 +1252,7 @@ def markdown(meta, summary, targets, notes, problems, sys_text, args):
     v = meta["versions"]
     m = meta["machine"]
     out = [
-        "# Parley vs Mosquitto",
+        "# Parley vs Mosquitto" + (" and the floor" if any("floor" in e["variants"] for e in summary) else ""),
         "",
         f"Generated by `Tests/bench/compare.py` on {meta['started']} ({meta['duration_s']:.0f} s): "
         f"{s['rounds']} rounds x {s['seconds']:g} s per run, brokers alternating (A B, then B A), a fresh broker "
@@ -1168,7 +1263,9 @@ def markdown(meta, summary, targets, notes, problems, sys_text, args):
         f"{meta['loadavg_before'][0]:.2f}. Other busy processes before: {', '.join(meta['busy_before']) or 'none'}; "
         f"after: {', '.join(meta['busy_after']) or 'none'}.",
         f"- {v.get('parley', '?')} ({v.get('parley_commit', '?')}), {s['parley_loops']} event loops; "
-        f"{v.get('mosquitto', '?')} (single-threaded).",
+        f"{v.get('mosquitto', '?')} (single-threaded)"
+        + (f"; floor: `Tests/bench/floor/floor.c` built with {v['floor_cc']} (single-threaded, QoS 0 scenarios only)"
+           if v.get("floor_cc") else "") + ".",
         f"- Both brokers: no persistence (Mosquitto `persistence false`, Parley `durability = none`), anonymous clients allowed, TCP_NODELAY, {s['max_queued_messages']} queued "
         f"messages and {s['max_queued_bytes'] // (1024 * 1024)} MiB per session, {s['max_inflight']} QoS 1/2 "
         f"messages in flight, {s['max_packet_size'] // 1024} KiB maximum packet size, only warnings and errors logged, "
@@ -1193,6 +1290,14 @@ def markdown(meta, summary, targets, notes, problems, sys_text, args):
         md_table(*ratio_rows(summary)),
         "",
     ]
+    fh, fr = floor_rows(summary)
+    if fr:
+        out += ["## Ratios to the floor (Parley / floor, Mosquitto / floor)", "",
+                "The floor (`Tests/bench/floor/floor.c`, `cc -O2`): one thread, epoll, QoS 0 and exact topics "
+                "only, one read() per readable connection and one write() per delivery, no batching: the least "
+                "a broker can do with one system call per delivery. It runs in the QoS 0 scenarios only. "
+                "Throughput: higher is better; CPU/msg and p99: lower is better.", "",
+                md_table(fh, fr), ""]
     ch, cr = conn_rows(summary)
     if cr:
         out += ["## Idle connections", "",
