@@ -33,20 +33,7 @@ public func fuzzHTTP(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     let stream = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: input[2...]))
 
     let whole = parseHTTP(stream, limits: limits, chunks: [stream.count])
-    var state = UInt32(seed) &* 2_654_435_761 | 1
-    var sizes: [Int] = []
-    var left = stream.count
-    while left > 0 {
-        var n = left
-        if seed != 0 {
-            state ^= state << 13
-            state ^= state >> 17
-            state ^= state << 5
-            n = min(left, 1 + Int(state % (seed & 0x80 != 0 ? 8 : 256)))
-        }
-        sizes.append(n)
-        left -= n
-    }
+    let sizes = chunkSizes(seed: seed, total: stream.count)
     let chunked = parseHTTP(stream, limits: limits, chunks: sizes)
     guard whole == chunked else {
         fatalError("in one piece: \(whole); in chunks \(sizes): \(chunked); input \(show(stream))")

@@ -1,4 +1,4 @@
-// Shared by the notification harnesses (smtp-reply, http-response): how a stream
+// Shared by the stream harnesses (http, websocket, smtp-reply, http-response): how a stream
 // is cut into the pieces a socket might deliver, and how a finding shows its bytes.
 
 /// Chunk sizes from a seed byte: xorshift steps, 1-8 bytes with bit 7 set, else

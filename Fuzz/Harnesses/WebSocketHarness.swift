@@ -29,7 +29,7 @@ public func fuzzWebSocket(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
 
     // 1. Any bytes.
     let whole = decodeWebSocket(stream, maxFrame: maxFrame, requireMask: requireMask, chunks: [stream.count])
-    let sizes = chunkSizes(stream.count, seed: seed)
+    let sizes = chunkSizes(seed: seed, total: stream.count)
     let chunked = decodeWebSocket(stream, maxFrame: maxFrame, requireMask: requireMask, chunks: sizes)
     guard whole == chunked else { fatalError("in one piece: \(whole); in chunks \(sizes): \(chunked)") }
     if stream.count <= 512 {
@@ -42,7 +42,7 @@ public func fuzzWebSocket(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     let (frames, expected) = clientFrames(script: stream)
     // Long streams in pieces of up to 256 bytes: tiny pieces of 64 KiB add time, not paths.
     let decoded = decodeWebSocket(frames, maxFrame: 16 * 1024 * 1024, requireMask: true,
-                                  chunks: chunkSizes(frames.count, seed: frames.count > 16_384 ? seed & 0x7F : seed))
+                                  chunks: chunkSizes(seed: frames.count > 16_384 ? seed & 0x7F : seed, total: frames.count))
     guard decoded == WebSocketOutcome(items: expected) else {
         fatalError("a client's frames for \(expected) decode as \(decoded)")
     }
@@ -64,23 +64,6 @@ fileprivate struct WebSocketOutcome: Equatable {
     var error: WebSocketError? = nil
 }
 
-fileprivate func chunkSizes(_ count: Int, seed: UInt8) -> [Int] {
-    var state = UInt32(seed) &* 2_654_435_761 | 1
-    var sizes: [Int] = []
-    var left = count
-    while left > 0 {
-        var n = left
-        if seed != 0 {
-            state ^= state << 13
-            state ^= state >> 17
-            state ^= state << 5
-            n = min(left, 1 + Int(state % (seed & 0x80 != 0 ? 8 : 256)))
-        }
-        sizes.append(n)
-        left -= n
-    }
-    return sizes
-}
 
 /// Close codes a peer may send (RFC 6455 section 7.4), written from the RFC.
 fileprivate func referenceCloseCode(_ code: UInt16) -> Bool {
