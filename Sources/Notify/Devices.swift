@@ -124,12 +124,12 @@ extension NotifyPlugin {
         }
     }
 
-    /// The user's devices, oldest first, without their secrets.
+    /// The user's devices in the order they were registered, without their secrets.
     public func devices(of user: String, completion: @escaping @Sendable (Result<[Device], DeviceError>) -> Void) {
         let canonical = Credentials.canonicalName(user)
         services.storage.read { db in
             do {
-                let q = try db.prepare("SELECT id, kind, url, created_at FROM notify_devices WHERE user = ? ORDER BY created_at, id")
+                let q = try db.prepare("SELECT id, kind, url, created_at FROM notify_devices WHERE user = ? ORDER BY rowid")
                 q.bind(1, canonical)
                 var out: [Device] = []
                 while try q.step() {

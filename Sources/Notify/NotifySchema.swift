@@ -5,7 +5,7 @@ public enum NotifySchema {
     public static let migrations = [
         """
         CREATE TABLE notify_devices(id TEXT PRIMARY KEY, user TEXT NOT NULL, kind TEXT NOT NULL, url TEXT NOT NULL,
-            secret TEXT, p256dh BLOB, auth BLOB, created_at INTEGER NOT NULL) WITHOUT ROWID;
+            secret TEXT, p256dh BLOB, auth BLOB, created_at INTEGER NOT NULL);
         CREATE INDEX notify_devices_user ON notify_devices(user);
         CREATE TABLE notify_outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT NOT NULL, channel TEXT NOT NULL,
             destination TEXT NOT NULL, room TEXT, message_id INTEGER, body TEXT NOT NULL,
