@@ -47,6 +47,13 @@ public struct NotificationRecipient: Equatable, Sendable {
     public let name: String
     public let email: String?
     public let preferences: NotificationPreferences
+
+    public init(key: String, name: String, email: String?, preferences: NotificationPreferences) {
+        self.key = key
+        self.name = name
+        self.email = email
+        self.preferences = preferences
+    }
 }
 
 // What the notification bridge reads of the chat plugin (SPEC section 5).
