@@ -124,7 +124,7 @@ final class OutboxDispatcher: @unchecked Sendable {
             }
             guard admitted else { continue }
             workers.async { [self] in
-                let outcome = deliverer.deliver(job, now: Timestamp.now())
+                let outcome = deliverer.deliver(job, now: Timestamp.now() / 1000)
                 finished(job, outcome, destination: destination, policy: config.policy)
             }
         }
