@@ -179,7 +179,7 @@ import Testing
                                           webURL: "https://chat.example.org", now: 1_764_669_600)
         #expect(mail.messageID == "<parley-notify-4@example.org>")
         #expect(mail.subject == "3 new messages in 2 rooms")
-        #expect(mail.body.hasPrefix("general\n  alice: a\n  alice: ü\n  https://chat.example.org/#room=general\n\nrandom\n"))
+        #expect(mail.body.hasPrefix("general\n  alice: a\n  alice: ü\n  https://chat.example.org/#general\n\nrandom\n"))
         let again = try DigestMail.message(to: "bob@example.com", entries: entries.reversed(), from: "parley@example.org",
                                            webURL: "https://chat.example.org", now: 1_764_669_700)
         #expect(again.messageID == mail.messageID && again.body == mail.body)

@@ -26,6 +26,6 @@ enum DigestMail {
     }
 
     private static func link(_ base: String, room: String) -> String {
-        base.isEmpty ? "Open Parley to read them." : base + (base.hasSuffix("/") ? "" : "/") + "#room=" + room
+        base.isEmpty ? "Open Parley to read them." : base + (base.hasSuffix("/") ? "" : "/") + "#" + room
     }
 }
