@@ -96,6 +96,19 @@ final class TransportHTTPSTests {
         #expect(client().send(post(), to: url("/hangup")) == .failure(.closed(.read)))
     }
 
+    /// A write into a connection the server has closed fails with EPIPE or a reset;
+    /// it must not raise SIGPIPE (this test process does not ignore it).
+    @Test(arguments: ["https", "http"])
+    func serverClosingWhileTheBodyIsWrittenIsNoSignal(listener: String) throws {
+        let request = HTTPClientRequest(method: "POST", target: "/", host: "x", body: [UInt8](repeating: 0x61, count: 8 << 20))
+        let result = client().send(request, to: url("/hangup", host: "127.0.0.1", listener: listener))
+        #expect(result == .failure(.closed(.write)) || result == .failure(.closed(.read)), "\(result)")
+    }
+
+    @Test func responseOverTheSizeLimitIsRefused() throws {
+        #expect(client().send(post(), to: url("/big")) == .failure(.invalidResponse(.bodyTooLarge)))
+    }
+
     @Test func slowAnswerTimesOut() throws {
         let client = client(timeout: 500)
         let (result, seconds) = measure { client.send(post(), to: url("/slow")) }

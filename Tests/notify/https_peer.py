@@ -16,7 +16,8 @@ Answers by path:
   /chunked     200, a chunked body ("hello, chunked world")
   /early       103 Early Hints, then 200 "after hints"
   /until-close 200 without Content-Length, the body ends with the connection
-  /hangup      closes the connection without answering
+  /hangup      closes the connection without answering or reading the body
+  /big         200 with a 2 MiB body (over the client's limit)
   /slow        waits 3 s, then 200
 It exits when its stdin closes (the test ended) or after 300 s.
 """
@@ -51,6 +52,10 @@ class Handler(BaseHTTPRequestHandler):
         self.route()
 
     def route(self):
+        if self.path == "/hangup":
+            # Without reading the request body: a client still writing it gets a reset.
+            self.close_connection = True
+            return
         length = int(self.headers.get("Content-Length", "0"))
         body = self.rfile.read(length) if length else b""
         path = self.path.split("?")[0]
@@ -80,8 +85,8 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/until-close":
             self.wfile.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nthe body runs to the close")
             self.close_connection = True
-        elif path == "/hangup":
-            self.close_connection = True
+        elif path == "/big":
+            self.answer(200, b"x" * (2 * 1024 * 1024))
         elif path == "/slow":
             time.sleep(3)
             self.answer(200, b"late")
