@@ -3,7 +3,8 @@
 # with the Swift toolchain: the C libraries, and the third-party peers the tests
 # talk to (Mosquitto and its clients, paho-mqtt, pytest; for the HTTP gateway: MQTT.js on
 # Node.js, headless Chromium with its driver and Selenium, openapi-spec-validator,
-# schemathesis, prometheus_client, kosoku for the Autobahn WebSocket cases). Safe to run again: it
+# schemathesis, prometheus_client, kosoku for the Autobahn WebSocket cases; aiosmtpd for the
+# notification tests' SMTP server). Safe to run again: it
 # installs only what is missing. Needs root or sudo for apt-get.
 set -euo pipefail
 
@@ -21,8 +22,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-pip_packages=(paho-mqtt pytest selenium schemathesis openapi-spec-validator prometheus_client kosoku http-ece cryptography)
-if ! python3 -c 'import paho.mqtt, pytest, selenium, schemathesis, openapi_spec_validator, prometheus_client, http_ece, cryptography' 2>/dev/null \
+pip_packages=(paho-mqtt pytest selenium schemathesis openapi-spec-validator prometheus_client kosoku http-ece cryptography aiosmtpd)
+if ! python3 -c 'import paho.mqtt, pytest, selenium, schemathesis, openapi_spec_validator, prometheus_client, http_ece, cryptography, aiosmtpd' 2>/dev/null \
         || ! command -v kosoku >/dev/null; then
     python3 -m pip install -q "${pip_packages[@]}" 2>/dev/null \
         || python3 -m pip install -q --break-system-packages "${pip_packages[@]}"

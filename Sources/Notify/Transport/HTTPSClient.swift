@@ -30,8 +30,10 @@ public final class HTTPSClient: Sendable {
         let bytes: [UInt8]
         do {
             bytes = try HTTPRequestWriter.encode(Self.addressed(request, to: endpoint))
+        } catch let error as HTTPRequestError {
+            return .failure(.invalidRequest(error))
         } catch {
-            return .failure(.invalidRequest(error as! HTTPRequestError))
+            preconditionFailure("HTTPRequestWriter throws only HTTPRequestError")
         }
         var tls: TLSContext?
         if endpoint.secure {
@@ -91,8 +93,10 @@ public final class HTTPSClient: Sendable {
                 if let response = try parser.next() { return .success(response) }
             } catch HTTPResponseError.truncated {
                 return .failure(.closed(.read))
+            } catch let error as HTTPResponseError {
+                return .failure(.invalidResponse(error))
             } catch {
-                return .failure(.invalidResponse(error as! HTTPResponseError))
+                preconditionFailure("HTTPResponseParser throws only HTTPResponseError")
             }
         }
     }
