@@ -8,7 +8,7 @@
 # installs only what is missing. Needs root or sudo for apt-get.
 set -euo pipefail
 
-apt_packages=(libssl-dev libsqlite3-dev mosquitto mosquitto-clients python3 python3-pip
+apt_packages=(libssl-dev openssl libsqlite3-dev mosquitto mosquitto-clients python3 python3-pip
               nodejs node-mqtt chromium chromium-driver)
 
 missing=()

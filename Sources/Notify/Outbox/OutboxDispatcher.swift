@@ -92,20 +92,24 @@ final class OutboxDispatcher: @unchecked Sendable {
         let seen = watch.harvest(now: now)
         let (free, taken) = busy.withLock { b in (config.workers - b.jobs, b.ids) }
         let upkeep = now - lastExpiry >= 10_000
-        let recount = now - lastCount >= 2_000
-        guard !seen.isEmpty || upkeep || recount || (try? wait({ db in try OutboxRows.anythingDue(now: now, db) })) == true else { return }
+        let recount = now - lastCount >= 5_000
+        // A read first: an idle outbox costs no write, and the count no write either.
+        let probe = try? wait(read: { db in
+            (due: try OutboxRows.anythingDue(now: now, db), pending: recount ? try OutboxRows.pendingCount(db) : nil)
+        })
+        if let pending = probe?.pending {
+            counters.pending.store(Int(pending), ordering: .relaxed)
+            lastCount = now
+        }
+        guard !seen.isEmpty || upkeep || probe?.due == true else { return }
         if upkeep { lastExpiry = now }
-        if recount { lastCount = now }
         let chat = self.chat
-        let counters = self.counters
         let jobs = (try? wait(write: { db -> [DeliveryJob] in
             try UnseenRows.delete(seen, db)
             let due = try UnseenRows.takeDue(cutoff: now, limit: 500, db)
             _ = try OutboxRows.expand(due, chat: chat, emailConfigured: config.emailConfigured, now: now, db)
             if upkeep { try OutboxRows.expire(now: now, maxAgeMilliseconds: config.policy.maxAgeMilliseconds, db) }
-            let jobs = free > 0 ? try OutboxRows.claimDue(now: now, limit: free * 4, busy: taken, db) : []
-            if recount { counters.pending.store(Int(try OutboxRows.pendingCount(db)), ordering: .relaxed) }
-            return jobs
+            return free > 0 ? try OutboxRows.claimDue(now: now, limit: free * 4, busy: taken, db) : []
         })) ?? []
         dispatch(jobs, config: config, deliverer: deliverer)
     }
@@ -165,7 +169,7 @@ final class OutboxDispatcher: @unchecked Sendable {
     // MARK: Waiting for the store
 
     /// Runs `work` on the store's thread and waits (at most 30 s) for its answer.
-    private func wait<T: Sendable>(_ work: @escaping @Sendable (SQLiteDatabase) throws -> T) throws -> T {
+    private func wait<T: Sendable>(read work: @escaping @Sendable (SQLiteDatabase) throws -> T) throws -> T {
         let box = ResultBox<T>()
         storage.read { db in box.set(Result { try work(db) }) }
         return try box.get()
