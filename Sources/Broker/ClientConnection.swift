@@ -247,7 +247,7 @@ final class ClientConnection: Connection {
         ctx.stats.publishSent += 1
         ctx.stats.bytesSent += size
         // A QoS 0 delivery is done once written (QoS 1/2 ones when acknowledged).
-        if qos == .atMostOnce && ctx.broker.hasDeliveredHooks { deliveredHook(message) }
+        if qos == .atMostOnce && (ctx.broker.hasDeliveredHooks || message.reportsDeliveries) { deliveredHook(message) }
     }
 
     /// The spec's rule for a message larger than the client's maximum: it is not

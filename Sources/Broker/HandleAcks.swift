@@ -107,9 +107,11 @@ extension ClientConnection {
     }
 
     func deliveredHook(_ message: Message) {
-        let plugins = ctx.broker.plugins(providing: .delivered)
-        if plugins.isEmpty { return }
+        let all = ctx.broker.plugins(providing: .delivered)
+        let marked = message.reportsDeliveries ? ctx.broker.plugins(providing: .markedDeliveries) : []
+        if all.isEmpty && marked.isEmpty { return }
         let info = clientInfo
-        for plugin in plugins { plugin.delivered(message, to: info) }
+        for plugin in all { plugin.delivered(message, to: info) }
+        for plugin in marked { plugin.delivered(message, to: info) }
     }
 }

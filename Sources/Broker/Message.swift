@@ -21,6 +21,15 @@ public final class Message: @unchecked Sendable {
     let storeID = Atomic<Int64>(0)
     /// Loops still to match it; the last one marks it routed in the store.
     let pendingRoutes = Atomic<Int>(0)
+    /// Set by `reportDeliveries()`: plugins with the `.markedDeliveries` hook hear
+    /// of each of its deliveries.
+    let deliveriesReported = Atomic<Bool>(false)
+
+    /// Asks for `delivered` calls for this message to the plugins that provide
+    /// `.markedDeliveries` (e.g. a notification bridge watching who saw a post),
+    /// so that other messages cost them nothing. Call before it is published.
+    public func reportDeliveries() { deliveriesReported.store(true, ordering: .relaxed) }
+    public var reportsDeliveries: Bool { deliveriesReported.load(ordering: .relaxed) }
 
     public convenience init(topic: ByteString, payload: [UInt8], qos: QoS, retain: Bool, properties: Properties = .none,
                             expiresAt: UInt64? = nil, origin: String?, receivedAt: UInt64)

@@ -71,7 +71,9 @@ public struct PluginHooks: OptionSet, Sendable {
     /// The plugin adds writes to the commit of messages that plugins publish in order
     /// (`companionWrites`).
     public static let companionWrites = PluginHooks(rawValue: 1 << 11)
-    static let count = 12
+    /// `delivered` for the messages marked with `Message.reportDeliveries()` only.
+    public static let markedDeliveries = PluginHooks(rawValue: 1 << 12)
+    static let count = 13
 }
 
 /// What `decidePublish` says about a PUBLISH.

@@ -77,16 +77,16 @@ enum Envelope {
 }
 
 /// Wall-clock times as the chat layer writes them.
-enum Timestamp {
+public enum Timestamp {
     /// Milliseconds since 1970.
-    static func now() -> Int64 {
+    public static func now() -> Int64 {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
     }
 
     /// `2026-12-01T20:15:00.123Z`
-    static func iso(_ millis: Int64) -> String {
+    public static func iso(_ millis: Int64) -> String {
         var seconds = time_t(millis / 1000)
         var t = tm()
         gmtime_r(&seconds, &t)

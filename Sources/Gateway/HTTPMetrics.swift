@@ -1,5 +1,6 @@
 import Foundation
 import Broker
+import Notify
 import Reactor
 import Synchronization
 
@@ -22,7 +23,8 @@ final class HTTPMetrics: Sendable {
 
     /// The Prometheus text format 0.0.4 of everything: the broker's figures, the
     /// chat plugin's and the gateway's own.
-    func page(_ broker: BrokerMetrics, chatPosts: Int?, usersOnline: Int?, httpConnections: Int) -> [UInt8] {
+    func page(_ broker: BrokerMetrics, chatPosts: Int?, usersOnline: Int?, httpConnections: Int,
+              notifications: NotifyFigures? = nil) -> [UInt8] {
         var out = PrometheusText()
         out.family("parley_connections", "gauge", "Open MQTT connections by listener.")
         for (listener, n) in broker.connections { out.sample("parley_connections", [("listener", listener)], Double(n)) }
@@ -54,6 +56,7 @@ final class HTTPMetrics: Sendable {
             out.family("parley_users_online", "gauge", "Chat users with at least one connected session.")
             out.sample("parley_users_online", [], Double(usersOnline))
         }
+        if let notifications { out.notifications(notifications) }
         let requests = counts.withLock { $0 }.sorted { ($0.key.route, $0.key.method, $0.key.status) < ($1.key.route, $1.key.method, $1.key.status) }
         out.family("parley_http_requests_total", "counter", "HTTP requests answered, by route template, method and status.")
         for (key, n) in requests {
@@ -68,6 +71,22 @@ final class HTTPMetrics: Sendable {
                                  cumulative: cumulative, sum: sum)
         }
         return Array(out.text.utf8)
+    }
+}
+
+extension PrometheusText {
+    /// The notification bridge's figures (SPEC section 5).
+    mutating func notifications(_ n: NotifyFigures) {
+        family("parley_notify_pending", "gauge", "Notifications waiting in the outbox.")
+        sample("parley_notify_pending", [], Double(n.pending))
+        for (name, help, values) in [("parley_notify_sent_total", "Notifications delivered, by channel.", n.sent),
+                                     ("parley_notify_failed_total", "Failed delivery attempts, by channel.", n.failed),
+                                     ("parley_notify_dead_total", "Notifications given up (dead letters), by channel.", n.dead)] {
+            family(name, "counter", help)
+            for (channel, v) in values.sorted(by: { $0.key < $1.key }) { sample(name, [("channel", channel)], Double(v)) }
+        }
+        histogram("parley_notify_delivery_seconds", "Post to delivery of notifications.", [], bounds: n.deliveryBounds,
+                  cumulative: n.deliveryCumulative, sum: n.deliverySeconds)
     }
 }
 

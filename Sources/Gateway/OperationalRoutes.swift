@@ -29,9 +29,11 @@ extension GatewayPlugin {
 
     private func metricsPage(_ ctx: RequestContext) {
         let figures = chat?.figures
+        let notifications = notify?.figures
         let http = openCount.load(ordering: .relaxed)
         services.collectMetrics { [metrics] m in
-            let page = metrics.page(m, chatPosts: figures?.postsStored, usersOnline: figures?.usersOnline, httpConnections: http)
+            let page = metrics.page(m, chatPosts: figures?.postsStored, usersOnline: figures?.usersOnline, httpConnections: http,
+                                    notifications: notifications)
             ctx.respond(HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
                                      body: page))
         }

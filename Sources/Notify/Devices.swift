@@ -117,6 +117,7 @@ extension NotifyPlugin {
                     .bind(1, id).bind(2, canonical).bind(3, request.kind.rawValue).bind(4, request.url)
                     .bind(5, request.secret?.text).bind(6, bytes: request.keys?.p256dh).bind(7, bytes: request.keys?.auth)
                     .bind(8, device.createdAt).run()
+                self.deviceCountChanged(canonical, by: 1)
                 completion(.success(device))
             } catch {
                 completion(.failure(DeviceError(status: 500, code: "internal", message: "\(error)")))
@@ -152,6 +153,7 @@ extension NotifyPlugin {
                 if db.changes == 0 {
                     return completion(.failure(DeviceError(status: 404, code: "device_not_found", message: "no device \(id)")))
                 }
+                self.deviceCountChanged(canonical, by: -1)
                 completion(.success(()))
             } catch {
                 completion(.failure(DeviceError(status: 500, code: "internal", message: "\(error)")))
@@ -165,6 +167,8 @@ extension NotifyPlugin {
         services.storage.read { db in
             try? db.prepare("DELETE FROM notify_devices WHERE user = ?").bind(1, canonical).run()
             try? db.prepare("DELETE FROM notify_outbox WHERE user = ? AND state = 'pending'").bind(1, canonical).run()
+            try? UnseenRows.forget(user: canonical, db)
+            self.devicesByUser.withLock { $0[canonical] = nil }
             completion()
         }
     }

@@ -14,5 +14,18 @@ public enum NotifySchema {
         CREATE INDEX notify_outbox_due ON notify_outbox(state, next_at);
         CREATE TABLE notify_keys(name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
         """,
+        // Posts a member may not have seen, until their grace runs out (then they
+        // become outbox rows) or a delivery, a receipt or a removal cancels them.
+        // An e-mail digest is the set of rows sharing `digest` (the first one's id),
+        // fixed before the first attempt so that a retry sends the same mail.
+        """
+        CREATE TABLE notify_unseen(user TEXT NOT NULL, room TEXT NOT NULL, id INTEGER NOT NULL, sender TEXT NOT NULL,
+            ts TEXT NOT NULL, body TEXT NOT NULL, mention INTEGER NOT NULL, posted_at INTEGER NOT NULL, due_at INTEGER NOT NULL,
+            PRIMARY KEY(user, room, id)) WITHOUT ROWID;
+        CREATE INDEX notify_unseen_due ON notify_unseen(due_at);
+        ALTER TABLE notify_outbox ADD COLUMN digest INTEGER;
+        ALTER TABLE notify_outbox ADD COLUMN sent_at INTEGER;
+        CREATE INDEX notify_outbox_user ON notify_outbox(user, channel, state);
+        """,
     ]
 }

@@ -18,12 +18,23 @@ public struct NotifySettings: Sendable {
     public var maxAge = 24 * 3600
     /// The VAPID `sub` claim (RFC 8292): a mailto: or https: contact.
     public var vapidSubject = "mailto:parley@localhost"
+    /// Seconds before the first retry; each further one waits twice as long (at most an hour), with jitter.
+    public var retryBase = 10
+    /// Delivery threads.
+    public var workers = 4
+    /// Deliveries at once to one destination (host and port).
+    public var perDestination = 2
+    /// Seconds every network step of a delivery may take.
+    public var timeout = 30
+    /// The web client's address, linked from e-mails (empty: no link).
+    public var webURL = ""
 
     public init() {}
 
     public static let keys: Set<String> = [
         "smtp_server", "smtp_tls", "smtp_username", "smtp_password", "smtp_from", "notify_ca_file", "notify_grace",
-        "notify_max_attempts", "notify_max_age", "notify_vapid_subject",
+        "notify_max_attempts", "notify_max_age", "notify_vapid_subject", "notify_retry_base", "notify_workers",
+        "notify_per_destination", "notify_timeout", "notify_web_url",
     ]
 
     public init(_ settings: PluginSettings) throws(ConfigError) {
@@ -59,11 +70,23 @@ public struct NotifySettings: Sendable {
         }
         if let n = try seconds("notify_grace", 0...86_400) { grace = n }
         if let n = try seconds("notify_max_age", 60...(30 * 86_400)) { maxAge = n }
-        if let v = settings["notify_max_attempts"] {
-            guard let n = Int(v.text), (1...100).contains(n) else {
-                throw fail(v, "notify_max_attempts must be a number from 1 to 100, not '\(v.text)'")
+        if let n = try seconds("notify_retry_base", 1...3600) { retryBase = n }
+        if let n = try seconds("notify_timeout", 1...600) { timeout = n }
+        func count(_ key: String, _ range: ClosedRange<Int>) throws(ConfigError) -> Int? {
+            guard let v = settings[key] else { return nil }
+            guard let n = Int(v.text), range.contains(n) else {
+                throw fail(v, "\(key) must be a number from \(range.lowerBound) to \(range.upperBound), not '\(v.text)'")
             }
-            maxAttempts = n
+            return n
+        }
+        if let n = try count("notify_max_attempts", 1...100) { maxAttempts = n }
+        if let n = try count("notify_workers", 1...64) { workers = n }
+        if let n = try count("notify_per_destination", 1...64) { perDestination = n }
+        if let v = settings["notify_web_url"] {
+            guard v.text.isEmpty || v.text.hasPrefix("https://") || v.text.hasPrefix("http://") else {
+                throw fail(v, "notify_web_url must be an http:// or https:// URL, not '\(v.text)'")
+            }
+            webURL = v.text
         }
         if let v = settings["notify_vapid_subject"] {
             guard v.text.hasPrefix("mailto:") || v.text.hasPrefix("https:") else {

@@ -148,12 +148,34 @@ public final class TLSStream {
         self.ssl = ssl
         guard SSL_set_fd(ssl, fd) == 1 else { return nil }
         if client, let name = serverName, !name.isEmpty {
-            if !TLSStream.isIPAddress(name) { _ = parley_SSL_set_tlsext_host_name(ssl, name) }
-            if SSL_CTX_get_verify_mode(context.ctx) & SSL_VERIFY_PEER != 0 {
-                guard SSL_set1_host(ssl, name) == 1 else { return nil }
-            }
+            guard TLSStream.expectServer(named: name, ssl: ssl, context: context) else { return nil }
         }
         if client { SSL_set_connect_state(ssl) } else { SSL_set_accept_state(ssl) }
+    }
+
+    /// A client stream over two memory BIOs, which it owns from here on: the caller
+    /// moves the encrypted bytes between them and its socket (`TLSClientEngine`).
+    init?(context: TLSContext, serverName: String, input: OpaquePointer, output: OpaquePointer) {
+        guard let ssl = SSL_new(context.ctx) else {
+            BIO_free(input)
+            BIO_free(output)
+            return nil
+        }
+        self.ssl = ssl
+        SSL_set_bio(ssl, input, output)
+        guard !serverName.isEmpty, TLSStream.expectServer(named: serverName, ssl: ssl, context: context) else { return nil }
+        SSL_set_connect_state(ssl)
+    }
+
+    /// SNI (for a name, not an address) and, when the context verifies the server,
+    /// the DNS name or IP address its certificate must carry.
+    private static func expectServer(named name: String, ssl: OpaquePointer, context: TLSContext) -> Bool {
+        let isAddress = isIPAddress(name)
+        if !isAddress { _ = parley_SSL_set_tlsext_host_name(ssl, name) }
+        guard SSL_CTX_get_verify_mode(context.ctx) & SSL_VERIFY_PEER != 0 else { return true }
+        if isAddress { return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1 }
+        SSL_set_hostflags(ssl, UInt32(X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS))
+        return SSL_set1_host(ssl, name) == 1
     }
 
     static func isIPAddress(_ text: String) -> Bool {

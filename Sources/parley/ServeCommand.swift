@@ -158,7 +158,7 @@ func makePlugins(_ config: inout ServerConfig) throws -> [BrokerPlugin] {
     }
     var notify: NotifyPlugin? = nil
     if config.plugins.contains("notify") {
-        let made = NotifyPlugin(settings: try NotifySettings(config.pluginSettings))
+        let made = NotifyPlugin(settings: try NotifySettings(config.pluginSettings), chat: chat)
         notify = made
         plugins.append(made)
     }

@@ -13,6 +13,10 @@ Chromium browsers driven by Selenium, against the real binary with `--plugins ch
   after the reconnect bob has every message in id order with no gap, his own post sent once.
 - `test_history_scroll_back`: 130 messages posted over REST; the page shows the newest 50 and
   scrolling to the top loads the older pages, in order, without the view jumping.
+- `test_push_offer`: with the notification plugin on, the page registers its service worker
+  (/sw.js, active on scope /) and shows the Web Push button; clicking it with notification
+  permission granted asks the browser for a subscription with Parley's VAPID key (the sandbox has
+  no push service to reach, so the browser's refusal is what comes back, and no device is made).
 - `test_reconnect_after_broker_restart`: the broker stops and comes back on the same port; the
   page reconnects with its stored token and fetches what was posted before it was back.
 
@@ -303,7 +307,8 @@ def assert_contiguous(ids, first=1):
 def test_static_files_are_the_sources(gateway):
     _, base = gateway
     for path, name, ctype in (("/", "index.html", "text/html"), ("/app.js", "app.js", "javascript"),
-                              ("/mqtt.js", "mqtt.js", "javascript"), ("/app.css", "app.css", "text/css")):
+                              ("/mqtt.js", "mqtt.js", "javascript"), ("/app.css", "app.css", "text/css"),
+                              ("/sw.js", "sw.js", "javascript")):
         with urllib.request.urlopen(base + path, timeout=10) as r:
             body = r.read()
             assert r.status == 200, path
@@ -520,3 +525,36 @@ def test_reconnect_after_broker_restart(start_broker, browser, monkeypatch):
     dave.send("after the restart")
     dave.wait(lambda: dave.ids() == [1, 2, 3, 4, 5] and dave.pending() == 0, "a post after the reconnect")
     assert dave.shown("#chat-view") and dave.text("#me") == "dave", "the stored token should survive the restart"
+
+
+def test_push_offer(start_broker, browser, monkeypatch):
+    monkeypatch.setenv("PARLEY_SCRYPT_LN", "10")
+    b = start_broker(config_text=CONFIG, extra_args=["--plugins", "chat,gateway,notify", "--http", "127.0.0.1:0"])
+    base = f"http://127.0.0.1:{http_port(b)}"
+    page = browser("dora", base)
+    page.open()
+    page.sign_up("dora", "dora-secret-1")
+    page.logged_in_as("dora")
+    page.wait(lambda: page.shown("#push-button"), "the push button")
+    assert page.attr("#push-button", "data-state") in ("ready", "denied"), page.summary()
+    active = page.driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "navigator.serviceWorker.ready.then(r => done(r.active ? r.active.scriptURL + ' ' + r.scope : 'none'),"
+        " e => done('error ' + e));")
+    assert active == f"{base}/sw.js {base}/", active
+    page.driver.execute_cdp_cmd("Browser.grantPermissions", {"origin": base, "permissions": ["notifications"]})
+    page.click("#push-button")
+    # Permission granted, the VAPID key fetched and decoded: the browser is asked to subscribe.
+    page.wait(lambda: page.attr("#push-button", "data-state") in ("subscribing", "on", "failed"), "the subscription")
+    page.wait(lambda: page.attr("#push-button", "data-state") in ("on", "failed"), "the subscription outcome", timeout=40)
+    token = page.token()
+    devices = rest_ok(base, "GET", "/v1/devices", token=token)
+    if page.attr("#push-button", "data-state") == "on":
+        # A browser that reached a push service: the device is registered as Web Push.
+        assert [d["kind"] for d in devices] == ["webpush"], devices
+    else:
+        # No push service is reachable from here: the browser refuses or never answers, and the
+        # page says so (it would have refused a malformed VAPID key before asking).
+        reason = page.attr("#push-button", "data-reason") or ""
+        assert re.search(r"push service|registration failed", reason, re.I), reason
+        assert devices == [], devices

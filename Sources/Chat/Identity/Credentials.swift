@@ -48,7 +48,7 @@ public enum Credentials {
         String(decoding: name.utf8.map(lowercased), as: UTF8.self)
     }
 
-    private static func isUsernameByte(_ byte: UInt8) -> Bool {
+    static func isUsernameByte(_ byte: UInt8) -> Bool {
         isASCIILetterOrDigit(byte) || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "-")
     }
 
@@ -125,7 +125,7 @@ public enum Credentials {
             || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
     }
 
-    private static func lowercased(_ byte: UInt8) -> UInt8 {
+    static func lowercased(_ byte: UInt8) -> UInt8 {
         (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte + 32 : byte
     }
 }

@@ -10,6 +10,9 @@
 //   #me                             my user name
 //   #connection-status              data-state = connecting | online | offline
 //   #logout-button
+//   #push-button                    shown when the browser can do Web Push; data-state =
+//                                   ready | asking | subscribing | on | denied | failed
+//                                   (data-reason says why)
 //   #room-list li[data-room=NAME]   one per room: data-unread = count, class "active" when open;
 //                                   inside .room-name and .unread (the badge, empty at 0)
 //   #new-room-form #new-room-name #new-room-title #new-room-button
@@ -174,6 +177,59 @@ async function startSession() {
   const wanted = decodeURIComponent(location.hash.slice(1));
   if (wanted && state.rooms.has(wanted)) openRoom(wanted);
   connect();
+  offerPush();
+}
+
+// --- Web Push ----------------------------------------------------------------------------------
+
+/** Where the browser supports it: register the service worker and offer the button. */
+async function offerPush() {
+  const button = $('#push-button');
+  if (!('serviceWorker' in navigator) || !('PushManager' in window) || !window.isSecureContext) return;
+  try {
+    state.pushRegistration = await navigator.serviceWorker.register('/sw.js', { scope: '/' });
+    const existing = await state.pushRegistration.pushManager.getSubscription();
+    const known = existing && localStorage.getItem('parley.push.' + state.user) === existing.endpoint;
+    button.dataset.state = known ? 'on' : (Notification.permission === 'denied' ? 'denied' : 'ready');
+    button.textContent = known ? 'Notifications on' : 'Notify me';
+    button.hidden = false;
+  } catch (e) {
+    button.dataset.state = 'failed';
+    button.dataset.reason = String(e.message || e);
+  }
+}
+
+/** The button: permission, a push subscription with Parley's VAPID key, then POST /v1/devices. */
+async function enablePush() {
+  const button = $('#push-button');
+  button.dataset.state = 'asking';
+  try {
+    if ((await Notification.requestPermission()) !== 'granted') {
+      button.dataset.state = 'denied';
+      return;
+    }
+    const { public_key } = await api('GET', '/v1/push/vapid', undefined, { auth: false });
+    const registration = state.pushRegistration || await navigator.serviceWorker.ready;
+    button.dataset.state = 'subscribing';
+    // The browser asks its push service; one it cannot reach may never answer.
+    const subscription = await Promise.race([
+      registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: base64URLBytes(public_key) }),
+      new Promise((_, reject) => setTimeout(() => reject(new Error('no answer from the browser\'s push service')), 30000)),
+    ]);
+    const json = subscription.toJSON();
+    await api('POST', '/v1/devices', { kind: 'webpush', endpoint: json.endpoint, keys: json.keys });
+    localStorage.setItem('parley.push.' + state.user, json.endpoint);
+    button.dataset.state = 'on';
+    button.textContent = 'Notifications on';
+  } catch (e) {
+    button.dataset.state = 'failed';
+    button.dataset.reason = String(e.message || e);
+  }
+}
+
+function base64URLBytes(text) {
+  const b64 = text.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - text.length % 4) % 4);
+  return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
 }
 
 async function logOut() {
@@ -695,6 +751,7 @@ function renderTyping() {
 $('#signup-form').addEventListener('submit', signUp);
 $('#login-form').addEventListener('submit', onLogIn);
 $('#logout-button').addEventListener('click', logOut);
+$('#push-button').addEventListener('click', enablePush);
 $('#new-room-form').addEventListener('submit', createRoom);
 $('#add-member-form').addEventListener('submit', addMember);
 $('#composer-form').addEventListener('submit', onSubmit);
