@@ -98,9 +98,8 @@ public final class NotifyPlugin: BrokerPlugin, @unchecked Sendable {
         let s = settings
         let notice = PostNotice(post: post, now: Timestamp.now(), graceMilliseconds: Int64(s.grace) * 1000,
                                 emailConfigured: s.smtpServer != nil)
-        let devices = devicesByUser.withLock { $0 }
         let rows = notice.rows(members: chat.memberKeys(of: post.room), recipient: chat.recipient,
-                               hasDevices: { devices[$0, default: 0] > 0 }, isOnline: watch.isOnline)
+                               hasDevices: hasDevices, isOnline: watch.isOnline)
         guard !rows.isEmpty else { return [] }
         let watched = Set(rows.filter { $0.dueAt > notice.now }.map(\.user))
         if !watched.isEmpty {
@@ -133,6 +132,8 @@ public final class NotifyPlugin: BrokerPlugin, @unchecked Sendable {
         Deliverer(mail: Self.mailTransport(s), web: Self.webTransport(s), sender: s.smtpFrom, webURL: s.webURL,
                   vapidKey: vapidKey, vapidSubject: s.vapidSubject)
     }
+
+    func hasDevices(_ user: String) -> Bool { devicesByUser.withLock { $0[user] != nil } }
 
     func deviceCountChanged(_ user: String, by delta: Int) {
         devicesByUser.withLock { counts in

@@ -168,7 +168,7 @@ import Testing
 @Suite struct DigestMailTests {
     func entry(_ id: Int64, room: String, from: String, body: String) -> OutboxEntry {
         OutboxEntry(id: id, user: "bob", channel: .email, destination: "bob@example.com",
-                    content: NotificationContent(room: room, id: id, from: from, ts: "t", body: body, mention: false),
+                    content: NotificationContent(post: PostedMessage(room: room, id: id, from: from, ts: "t", body: body), mention: false),
                     attempts: 0, createdAt: 0, digest: 4)
     }
 
@@ -186,7 +186,8 @@ import Testing
     }
 
     @Test func notificationContentRoundTrips() {
-        let c = NotificationContent(room: "general", id: 9, from: "alice", ts: "t", body: "line\n\"quoted\" ☃", mention: true)
+        let c = NotificationContent(post: PostedMessage(room: "general", id: 9, from: "alice", ts: "t", body: "line\n\"quoted\" ☃"),
+                                    mention: true)
         #expect(NotificationContent(json: c.json) == c)
         #expect(NotificationContent(json: "{}") == nil)
     }

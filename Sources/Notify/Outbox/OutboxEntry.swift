@@ -1,43 +1,36 @@
 import JSON
 
-/// What one notification tells: the post a member did not see. Kept as JSON in
-/// the outbox row's `body`, so a delivery needs nothing else.
+/// What one notification tells: the post a member did not see, and whether it
+/// mentions them. Kept as JSON in the outbox row's `body`, so a delivery needs
+/// nothing else.
 struct NotificationContent: Equatable, Sendable {
-    let room: String
-    let id: Int64
-    let from: String
-    let ts: String
-    let body: String
+    let post: PostedMessage
     let mention: Bool
+
+    var room: String { post.room }
+    var id: Int64 { post.id }
+    var from: String { post.from }
+    var ts: String { post.ts }
+    var body: String { post.body }
+
+    init(post: PostedMessage, mention: Bool) {
+        self.post = post
+        self.mention = mention
+    }
 
     var json: String {
         var w = JSONWriter()
         w.object { o in
-            o.field("room", room)
-            o.field("id", id)
-            o.field("from", from)
-            o.field("ts", ts)
-            o.field("body", body)
+            post.write(&o)
             o.field("mention", mention)
         }
         return String(decoding: w.bytes, as: UTF8.self)
     }
 
-    init(room: String, id: Int64, from: String, ts: String, body: String, mention: Bool) {
-        self.room = room
-        self.id = id
-        self.from = from
-        self.ts = ts
-        self.body = body
-        self.mention = mention
-    }
-
     init?(json: String) {
-        guard let v = try? JSONValue.parse(Array(json.utf8)[...], maxBytes: 1 << 20, maxDepth: 4),
-              let room = v["room"]?.string, let id = v["id"]?.int64, let from = v["from"]?.string,
-              let ts = v["ts"]?.string, let body = v["body"]?.string
+        guard let v = try? JSONValue.parse(Array(json.utf8)[...], maxBytes: 1 << 20, maxDepth: 4), let post = PostedMessage(v)
         else { return nil }
-        self.init(room: room, id: id, from: from, ts: ts, body: body, mention: v["mention"]?.bool ?? false)
+        self.init(post: post, mention: v["mention"]?.bool ?? false)
     }
 
     /// `alice in general`: the title of a push.

@@ -18,8 +18,7 @@ enum OutboxRows {
             guard let marker = try ChatPlugin.readMarker(db, room: d.post.room, user: d.user), marker < d.post.id,
                   let recipient = chat.recipient(d.user)
             else { continue }
-            let content = NotificationContent(room: d.post.room, id: d.post.id, from: d.post.from, ts: d.post.ts,
-                                              body: d.post.body, mention: d.mention).json
+            let content = NotificationContent(post: d.post, mention: d.mention).json
             let prefs = recipient.preferences
             if emailConfigured, let address = recipient.email, prefs.wantsEmail(mentioned: d.mention) {
                 let closes = try openDigestWindow(of: d.user, db) ?? now + Int64(prefs.digestMinutes) * 60_000

@@ -20,11 +20,25 @@ struct PostedMessage: Equatable, Sendable {
 
     /// Nil for anything but a post envelope.
     init?(envelope: some Collection<UInt8>) {
-        guard let v = try? JSONValue.parse(ArraySlice(envelope), maxBytes: 1 << 20, maxDepth: 4),
-              let room = v["room"]?.string, let id = v["id"]?.int64, let from = v["from"]?.string,
+        guard let v = try? JSONValue.parse(ArraySlice(envelope), maxBytes: 1 << 20, maxDepth: 4) else { return nil }
+        self.init(v)
+    }
+
+    /// The post's fields of a parsed envelope (or of an outbox row's content).
+    init?(_ v: JSONValue) {
+        guard let room = v["room"]?.string, let id = v["id"]?.int64, let from = v["from"]?.string,
               let ts = v["ts"]?.string, let body = v["body"]?.string
         else { return nil }
         self.init(room: room, id: id, from: from, ts: ts, body: body)
+    }
+
+    /// Writes the fields `init(_:)` reads.
+    func write(_ o: inout JSONObjectWriter) {
+        o.field("room", room)
+        o.field("id", id)
+        o.field("from", from)
+        o.field("ts", ts)
+        o.field("body", body)
     }
 }
 
@@ -54,10 +68,13 @@ struct PostNotice {
         let sender = Credentials.canonicalName(post.from)
         var out: [UnseenRow] = []
         for key in members.sorted() where key != sender {
-            guard let r = recipient(key) else { continue }
+            // Cheap checks first: most members of most rooms have no device, and
+            // without a mail server nobody gets e-mail.
+            let devices = hasDevices(key)
+            guard devices || emailConfigured, let r = recipient(key) else { continue }
             let mention = ChatPlugin.mentions(post.body, user: key)
             let email = emailConfigured && r.email != nil && r.preferences.wantsEmail(mentioned: mention)
-            let push = r.preferences.wantsPush(mentioned: mention) && hasDevices(key)
+            let push = devices && r.preferences.wantsPush(mentioned: mention)
             guard email || push else { continue }
             let due = isOnline(key) ? now + graceMilliseconds : now
             out.append(UnseenRow(user: key, post: post, mention: mention, postedAt: now, dueAt: due))
