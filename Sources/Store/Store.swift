@@ -334,6 +334,9 @@ public final class Store: @unchecked Sendable {
     }
 
     public func start() {
+        // Before the writer runs: whoever asks right after start (a health check)
+        // sees whether the store has room.
+        checkSpace()
         let t = Thread { [self] in run() }
         t.name = "parley-store"
         thread = t
