@@ -56,6 +56,8 @@ public final class NotifyPlugin: BrokerPlugin, @unchecked Sendable {
             let new = try NotifySettings(pluginSettings)
             currentSettings.withLock { $0 = new }
             dispatcher?.update(Self.configuration(new), makeDeliverer(new))
+            Log.info("notify.reloaded", ["smtp_server": new.smtpServer.map { "\($0.host):\($0.port)" } ?? "",
+                                         "workers": new.workers, "grace_s": new.grace])
         } catch {
             Log.error("notify.reload_failed", ["error": error])
         }

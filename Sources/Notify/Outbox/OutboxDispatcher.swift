@@ -10,7 +10,10 @@ import Synchronization
 /// watches whose grace ran out, turns unseen posts into outbox rows, claims the
 /// rows that are due and hands them to at most `notify_workers` delivery
 /// threads, at most `notify_per_destination` to one destination at a time; each
-/// outcome is committed before its rows can be claimed again.
+/// outcome is committed before its rows can be claimed again. Only settling
+/// unseen posts and recording outcomes are writes (in the store's batches);
+/// finding and claiming due rows is a read, so a delivery slot never waits for a
+/// batch window (`durability = none` or `batch`).
 final class OutboxDispatcher: @unchecked Sendable {
     struct Configuration: Sendable {
         var workers = 4
@@ -95,22 +98,27 @@ final class OutboxDispatcher: @unchecked Sendable {
         let recount = now - lastCount >= 5_000
         // A read first: an idle outbox costs no write, and the count no write either.
         let probe = try? wait(read: { db in
-            (due: try OutboxRows.anythingDue(now: now, db), pending: recount ? try OutboxRows.pendingCount(db) : nil)
+            (due: try OutboxRows.due(now: now, db), pending: recount ? try OutboxRows.pendingCount(db) : nil)
         })
         if let pending = probe?.pending {
             counters.pending.store(Int(pending), ordering: .relaxed)
             lastCount = now
         }
-        guard !seen.isEmpty || upkeep || probe?.due == true else { return }
-        if upkeep { lastExpiry = now }
-        let chat = self.chat
-        let jobs = (try? wait(write: { db -> [DeliveryJob] in
-            try UnseenRows.delete(seen, db)
-            let due = try UnseenRows.takeDue(cutoff: now, limit: 500, db)
-            _ = try OutboxRows.expand(due, chat: chat, emailConfigured: config.emailConfigured, now: now, db)
-            if upkeep { try OutboxRows.expire(now: now, maxAgeMilliseconds: config.policy.maxAgeMilliseconds, db) }
-            return free > 0 ? try OutboxRows.claimDue(now: now, limit: free * 4, busy: taken, db) : []
-        })) ?? []
+        if !seen.isEmpty || upkeep || probe?.due.unseen == true {
+            if upkeep { lastExpiry = now }
+            let chat = self.chat
+            _ = try? wait(write: { db in
+                try UnseenRows.delete(seen, db)
+                let due = try UnseenRows.takeDue(cutoff: now, limit: 500, db)
+                let made = try OutboxRows.expand(due, chat: chat, emailConfigured: config.emailConfigured, now: now, db)
+                if upkeep { try OutboxRows.expire(now: now, maxAgeMilliseconds: config.policy.maxAgeMilliseconds, db) }
+                return made
+            })
+        } else if probe?.due.outbox != true {
+            return
+        }
+        guard free > 0 else { return }
+        let jobs = (try? wait(read: { db in try OutboxRows.claimDue(now: now, limit: free * 4, busy: taken, db) })) ?? []
         dispatch(jobs, config: config, deliverer: deliverer)
     }
 
@@ -129,13 +137,20 @@ final class OutboxDispatcher: @unchecked Sendable {
             guard admitted else { continue }
             workers.async { [self] in
                 let outcome = deliverer.deliver(job, now: Timestamp.now() / 1000)
-                finished(job, outcome, destination: destination, policy: config.policy)
+                // The slot is free at once; the rows stay claimed until the outcome is committed.
+                busy.withLock { b in
+                    b.jobs -= 1
+                    b.perDestination[destination, default: 1] -= 1
+                    if b.perDestination[destination] == 0 { b.perDestination[destination] = nil }
+                }
+                kick()
+                finished(job, outcome, policy: config.policy)
             }
         }
     }
 
     /// Records an outcome; the rows are free to be claimed once it is committed.
-    private func finished(_ job: DeliveryJob, _ outcome: DeliveryOutcome, destination: String, policy: OutboxRows.RetryPolicy) {
+    private func finished(_ job: DeliveryJob, _ outcome: DeliveryOutcome, policy: OutboxRows.RetryPolicy) {
         let now = Timestamp.now()
         counters.count(outcome, channel: job.channel, notifications: job.ids.count,
                        secondsSincePost: Double(now - job.oldest) / 1000)
@@ -146,12 +161,7 @@ final class OutboxDispatcher: @unchecked Sendable {
             if let gone, let user = try OutboxRows.removeDevice(gone, db) { onDeviceGone(user) }
             try OutboxRows.record(job.ids, outcome, now: now, policy: policy, db)
         }) { [self] _ in
-            busy.withLock { b in
-                b.jobs -= 1
-                b.perDestination[destination, default: 1] -= 1
-                if b.perDestination[destination] == 0 { b.perDestination[destination] = nil }
-                b.ids.subtract(job.ids)
-            }
+            busy.withLock { $0.ids.subtract(job.ids) }
             kick()
         }
     }

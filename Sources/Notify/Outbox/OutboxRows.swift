@@ -66,20 +66,21 @@ enum OutboxRows {
 
     // MARK: Due rows to jobs
 
-    /// Whether anything is due by `now` (a cheap look before a write).
-    static func anythingDue(now: Int64, _ db: SQLiteDatabase) throws -> Bool {
+    /// Whether unseen posts and outbox rows are due by `now` (a cheap look before a write).
+    static func due(now: Int64, _ db: SQLiteDatabase) throws -> (unseen: Bool, outbox: Bool) {
         let unseen = try db.cached("SELECT 1 FROM notify_unseen WHERE due_at <= ? LIMIT 1").bind(1, now)
         defer { unseen.reset() }
-        if try unseen.step() { return true }
         let outbox = try db.cached("SELECT 1 FROM notify_outbox WHERE state = 'pending' AND next_at <= ? LIMIT 1").bind(1, now)
         defer { outbox.reset() }
-        return try outbox.step()
+        return (try unseen.step(), try outbox.step())
     }
 
     /// Up to `limit` jobs due by `now`, none of the ids in `busy`: an e-mail job
     /// holds every pending e-mail of its user (the digest, fixed here, so that a
     /// retry sends the same mail under the same Message-ID); a push job one row.
-    /// A row whose device is gone is marked dead.
+    /// A row whose device is gone is marked dead. Runs as a read (between the
+    /// store's batches, so its rare writes, a digest fixed or a row given up,
+    /// commit on their own): claiming waits for no batch.
     static func claimDue(now: Int64, limit: Int, busy: Set<Int64>, _ db: SQLiteDatabase) throws -> [DeliveryJob] {
         let q = try db.cached("""
             SELECT id, user, channel, destination, body, attempts, created_at, digest FROM notify_outbox
