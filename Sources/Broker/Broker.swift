@@ -76,10 +76,16 @@ public final class Broker: BrokerServices, @unchecked Sendable {
 
     // MARK: Life cycle
 
+    /// One loop per core but one: the remaining core is for what is not a loop
+    /// (the store's writer, password checks, notification deliveries, the kernel's
+    /// network work), and on a machine of one or two cores a single loop spends the
+    /// least per message (no cross-loop hand-offs) without losing throughput.
+    public static func defaultLoopCount(cores: Int) -> Int { max(1, cores - 1) }
+
     /// Opens the listeners and starts the loops.
     public func start() throws {
         Sockets.ignoreSIGPIPE()
-        let count = config.loops > 0 ? config.loops : max(1, ProcessInfo.processInfo.activeProcessorCount)
+        let count = config.loops > 0 ? config.loops : Broker.defaultLoopCount(cores: ProcessInfo.processInfo.activeProcessorCount)
         for i in 0..<count {
             let loop = try EventLoop(index: i, name: "parley-loop-\(i)")
             loops.append(BrokerLoop(loop: loop, broker: self, loopCount: count))

@@ -20,7 +20,7 @@ public struct BrokerConfig: Sendable {
     public var durability = Durability.full
     /// A cap on the database's size (0 = none); reaching it behaves like a full disk.
     public var storeMaxBytes = 0
-    /// Event loops (threads); 0 means one per core.
+    /// Event loops (threads); 0 means `Broker.defaultLoopCount` (one per core but one).
     public var loops = 0
     /// Blocking plugin jobs (password checks) that may wait for a worker; beyond it
     /// new ones are refused (CONNACK 0x89 server busy).

@@ -164,12 +164,24 @@ final class BrokerLoop {
         }
     }
 
+    /// A hand-off this small is done here when its loop is parked: at moderate rates
+    /// a turn carries a message or two, and waking another thread for them costs
+    /// more than the work. Larger ones (a loaded loop's turn) go to the other loop's
+    /// thread, which works them in parallel.
+    static let workDoneInPlace = 32
+
     private func flushOutbox() {
         outboxScheduled = false
         for i in outbox.indices where !outbox[i].isEmpty {
+            let target = broker.loops[i]
+            if outbox[i].count <= Self.workDoneInPlace, target.loop.runIfParked({
+                for work in outbox[i] { target.perform(work) }
+            }) {
+                outbox[i].removeAll(keepingCapacity: true)
+                continue
+            }
             let batch = outbox[i]
             outbox[i].removeAll(keepingCapacity: true)
-            let target = broker.loops[i]
             target.loop.execute {
                 for work in batch { target.perform(work) }
             }

@@ -10,8 +10,10 @@ public protocol EventHandler: AnyObject {
 }
 
 /// One epoll loop on its own thread. Everything registered with a loop is touched
-/// only by that loop's thread; other threads reach it through `execute`, which
-/// queues a task and wakes the loop through an eventfd.
+/// only by the thread that owns the loop: its own thread while it runs a turn, or,
+/// while it is parked in `epoll_wait`, another loop's thread that `runIfParked`
+/// lets do a small piece of work in its place (no wake-up). Other threads reach
+/// it through `execute`, which queues a task and wakes the loop through an eventfd.
 public final class EventLoop: @unchecked Sendable {
     public let index: Int
     public let name: String
@@ -30,6 +32,14 @@ public final class EventLoop: @unchecked Sendable {
     private var inboxSpare: [() -> Void] = []
     private var thread: Thread?
     private let finished = Atomic<Bool>(false)
+    /// Held by whichever thread owns the loop's state (see the type's comment).
+    private let ownership: UnsafeMutablePointer<pthread_mutex_t>
+    /// `pthread_self()` of the owning thread, 0 while nobody owns the loop.
+    private let owner = Atomic<UInt>(0)
+    /// The loop's thread is in its run loop (not before start, not after stop).
+    private let started = Atomic<Bool>(false)
+    /// When the parked loop's thread will wake by itself (its timeout), milliseconds.
+    @exclusivity(unchecked) private var parkedUntil: UInt64 = 0
     /// One read buffer per loop, shared by all of its connections: a read is
     /// handed to its connection and consumed before the next read.
     public let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 16)
@@ -47,9 +57,13 @@ public final class EventLoop: @unchecked Sendable {
         ev.events = EPOLLIN.rawValue
         ev.data.fd = wakeFD
         if epoll_ctl(epfd, EPOLL_CTL_ADD, wakeFD, &ev) != 0 { throw SystemError("epoll_ctl(eventfd)") }
+        ownership = .allocate(capacity: 1)
+        pthread_mutex_init(ownership, nil)
     }
 
     deinit {
+        pthread_mutex_destroy(ownership)
+        ownership.deallocate()
         readBuffer.deallocate()
         close(wakeFD)
         close(epfd)
@@ -67,8 +81,19 @@ public final class EventLoop: @unchecked Sendable {
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 
-    /// True when called on this loop's thread.
-    public var inLoop: Bool { Thread.current === thread }
+    /// True when the calling thread owns the loop: its own thread during a turn,
+    /// or a thread inside `runIfParked`.
+    public var inLoop: Bool { owner.load(ordering: .relaxed) == UInt(bitPattern: Int(bitPattern: pthread_self())) }
+
+    private func own() {
+        pthread_mutex_lock(ownership)
+        owner.store(UInt(bitPattern: Int(bitPattern: pthread_self())), ordering: .relaxed)
+    }
+
+    private func disown() {
+        owner.store(0, ordering: .relaxed)
+        pthread_mutex_unlock(ownership)
+    }
 
     // MARK: Registration (loop thread only)
 
@@ -112,6 +137,32 @@ public final class EventLoop: @unchecked Sendable {
             var one: UInt64 = 1
             _ = write(wakeFD, &one, 8)
         }
+    }
+
+    /// Runs `work` on the calling thread in the loop's place if the loop is parked
+    /// (waiting for events, with nothing to do), and returns true; returns false,
+    /// doing nothing, when the loop is busy or not running. Tasks queued for the
+    /// loop before run first, so work handed over either way keeps its order; the
+    /// loop's end-of-turn work (socket flushes) runs before this returns. The
+    /// caller saves the loop a wake-up: the cost of a hand-off at moderate rates.
+    /// `work` must be short, and must not wait for anything.
+    public func runIfParked(_ work: () -> Void) -> Bool {
+        guard started.load(ordering: .acquiring), pthread_mutex_trylock(ownership) == 0 else { return false }
+        guard running.load(ordering: .acquiring) else {
+            pthread_mutex_unlock(ownership)
+            return false
+        }
+        owner.store(UInt(bitPattern: Int(bitPattern: pthread_self())), ordering: .relaxed)
+        now = EventLoop.monotonicMilliseconds()
+        runInbox()
+        work()
+        runEndOfTurn()
+        // Work left over, or a timer due before the loop would wake by itself.
+        let next = timers.millisecondsUntilNext(now: now).map { now + $0 }
+        let wakeNeeded = !endOfTurn.isEmpty || !flushQueue.isEmpty || (next.map { $0 < parkedUntil } ?? false)
+        disown()
+        if wakeNeeded { wake() }
+        return true
     }
 
     /// Runs `task` after the current batch of events, once per call (loop thread only).
@@ -164,10 +215,15 @@ public final class EventLoop: @unchecked Sendable {
 
     private func run() {
         var events = [epoll_event](repeating: epoll_event(), count: 256)
+        own()
+        started.store(true, ordering: .releasing)
         while running.load(ordering: .acquiring) {
             let pending = !endOfTurn.isEmpty || !flushQueue.isEmpty
             let timeout = pending ? 0 : timers.millisecondsUntilNext(now: now).map { Int32(min($0, 1000)) } ?? 1000
+            parkedUntil = now + UInt64(timeout)
+            disown()
             let n = events.withUnsafeMutableBufferPointer { epoll_wait(epfd, $0.baseAddress, 256, timeout) }
+            own()
             now = EventLoop.monotonicMilliseconds()
             if n < 0 {
                 if errno == EINTR { continue }
@@ -190,6 +246,7 @@ public final class EventLoop: @unchecked Sendable {
         }
         runInbox()
         runEndOfTurn()
+        disown()
         finished.store(true, ordering: .releasing)
     }
 

@@ -64,7 +64,7 @@ struct ServeOptions {
                 i += 2
             case "--loops":
                 guard let v = value(), let n = Int(v), n >= 0, n <= 256 else {
-                    return .failure(UsageError("--loops needs a number from 0 (one per core) to 256"))
+                    return .failure(UsageError("--loops needs a number from 0 (one per core but one) to 256"))
                 }
                 o.loops = n
                 i += 2
