@@ -86,10 +86,17 @@ public final class Broker: BrokerServices, @unchecked Sendable {
     public func start() throws {
         Sockets.ignoreSIGPIPE()
         let count = config.loops > 0 ? config.loops : Broker.defaultLoopCount(cores: ProcessInfo.processInfo.activeProcessorCount)
+        let ringRefusal = config.ioUring == .off ? "io_uring = off" : EventLoop.sendRingUnavailableReason()
+        if config.ioUring == .on, let ringRefusal {
+            throw SystemError("io_uring = on, but the kernel refuses it (\(ringRefusal))", code: 0)
+        }
         for i in 0..<count {
             let loop = try EventLoop(index: i, name: "parley-loop-\(i)")
+            if ringRefusal == nil { try loop.useSendRing() }
             loops.append(BrokerLoop(loop: loop, broker: self, loopCount: count))
         }
+        Log.info("reactor.start", ["loops": count, "sends": ringRefusal == nil ? "io_uring" : "write",
+                                   "io_uring": ringRefusal ?? "on"])
         let pluginTables = plugins.contains { $0.hooks.contains(.storage) }
         if config.durability != .none || pluginTables {
             let store = try Store(directory: config.dataDirectory,

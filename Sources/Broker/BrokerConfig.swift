@@ -22,6 +22,10 @@ public struct BrokerConfig: Sendable {
     public var storeMaxBytes = 0
     /// Event loops (threads); 0 means `Broker.defaultLoopCount` (one per core but one).
     public var loops = 0
+    /// A loop turn's socket sends in one io_uring system call: where the kernel
+    /// allows it (auto), always (on: refuse to start without it), or never (off).
+    public var ioUring = IOUringUse.auto
+    public enum IOUringUse: String, Sendable { case auto, on, off }
     /// Blocking plugin jobs (password checks) that may wait for a worker; beyond it
     /// new ones are refused (CONNACK 0x89 server busy).
     public var blockingQueueLimit = 256

@@ -104,6 +104,11 @@ public struct ServerConfig: Sendable {
                 if e.value.isEmpty { throw fail("tls_ciphers must not be empty") }
                 tlsCiphers = e.value
             case "loops": broker.loops = try int(0...256)
+            case "io_uring":
+                guard let use = BrokerConfig.IOUringUse(rawValue: e.value) else {
+                    throw fail("io_uring must be auto, on or off, not '\(e.value)'")
+                }
+                broker.ioUring = use
             case "data_dir":
                 if e.value.isEmpty { throw fail("data_dir must not be empty") }
                 dataDirectory = e.value

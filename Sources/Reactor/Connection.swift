@@ -299,10 +299,7 @@ open class Connection: EventHandler {
             if n > 0 {
                 outOffset += n
             } else if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
-                if !pollingWrites {
-                    pollingWrites = true
-                    loop.modify(fd, events: watchedEvents(writes: true))
-                }
+                startPollingWrites()
                 return
             } else if n < 0 && errno == EINTR {
                 continue
@@ -311,7 +308,12 @@ open class Connection: EventHandler {
                 return
             }
         }
-        // Drained: keep a small buffer for the next turn, give a large one back.
+        finishedWriting()
+    }
+
+    /// Everything queued is written: keep a small buffer for the next turn, give a
+    /// large one back, stop watching for writability.
+    private func finishedWriting() {
         if outBuffer.capacity > 16_384 { outBuffer = [] } else { outBuffer.removeAll(keepingCapacity: true) }
         outOffset = 0
         framedUpTo = 0
@@ -320,6 +322,55 @@ open class Connection: EventHandler {
             loop.modify(fd, events: watchedEvents(writes: false))
         }
         writeDrained()
+    }
+
+    private func startPollingWrites() {
+        if !pollingWrites {
+            pollingWrites = true
+            loop.modify(fd, events: watchedEvents(writes: true))
+        }
+    }
+
+    // MARK: Writing through the loop's send ring
+
+    /// The end-of-turn flush, through `ring`: queues what is waiting as one send and
+    /// returns true, or writes the usual way (TLS, nothing to send, a full ring) and
+    /// returns false. The output buffer is not touched until `ringSendDone`.
+    func queueSend(on ring: SendRing, tag: Int) -> Bool {
+        flushScheduled = false
+        if isClosed { return false }
+        frameOutput()
+        guard tls == nil, !pollingWrites, outOffset < outBuffer.count else {
+            flush()
+            return false
+        }
+        let queued = outBuffer.withUnsafeBytes { p in
+            ring.send(fd, p.baseAddress! + outOffset, p.count - outOffset, tag: tag)
+        }
+        if !queued { flush() }
+        return queued
+    }
+
+    /// Step 1 of a completed ring send, for every connection of the batch before
+    /// any goes on: what the kernel wrote is no longer queued here.
+    func ringSendWrote(_ result: Int32) {
+        if result > 0 { outOffset += Int(result) }
+    }
+
+    /// Step 2: go on as `flush` would after its `write`. `nil`: the kernel did not
+    /// take the send, which is then written the usual way.
+    func ringSendDone(_ result: Int32?) {
+        if isClosed { return }
+        guard let result else { return flush() }
+        if result >= 0 {
+            if outOffset < outBuffer.count { flush() } else { finishedWriting() }
+        } else if result == -EAGAIN || result == -EWOULDBLOCK {
+            startPollingWrites()
+        } else if result == -EINTR {
+            flush()
+        } else {
+            close(reason: .error(SystemError("send", code: -result)))
+        }
     }
 
     private func flushTLS(_ tls: TLSStream) {
