@@ -334,20 +334,19 @@ open class Connection: EventHandler {
     // MARK: Writing through the loop's send ring
 
     /// The end-of-turn flush, through `ring`: queues what is waiting as one send and
-    /// returns true, or writes the usual way (TLS, nothing to send, a full ring) and
-    /// returns false. The output buffer is not touched until `ringSendDone`.
+    /// returns true, or returns false and leaves it to `endOfTurnFlush` after the
+    /// ring's batch (TLS, a socket waiting for EPOLLOUT, nothing to send, a full
+    /// ring). Nothing is written here: a write now could run code that closes a
+    /// connection whose send is queued. The output buffer stays untouched until
+    /// `ringSendWrote`.
     func queueSend(on ring: SendRing, tag: Int) -> Bool {
-        flushScheduled = false
-        if isClosed { return false }
+        guard !isClosed, tls == nil, !pollingWrites else { return false }
         frameOutput()
-        guard tls == nil, !pollingWrites, outOffset < outBuffer.count else {
-            flush()
-            return false
-        }
+        guard outOffset < outBuffer.count else { return false }
         let queued = outBuffer.withUnsafeBytes { p in
             ring.send(fd, p.baseAddress! + outOffset, p.count - outOffset, tag: tag)
         }
-        if !queued { flush() }
+        if queued { flushScheduled = false }
         return queued
     }
 

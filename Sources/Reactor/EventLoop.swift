@@ -31,6 +31,7 @@ public final class EventLoop: @unchecked Sendable {
     /// When set (`useSendRing`), a turn's sends go to the kernel in one system call.
     private var sendRing: SendRing?
     private var ringQueued: [Int] = []
+    private var ringLater: [Int] = []
     private var ringResults: [Int32?] = []
     private var runningTasks: [() -> Void] = []
     private var inboxSpare: [() -> Void] = []
@@ -282,6 +283,7 @@ public final class EventLoop: @unchecked Sendable {
     /// goes on (a connection that goes on may close or write another one).
     private func flushThroughRing(_ ring: SendRing) {
         if ringResults.count < flushing.count { ringResults = Array(repeating: nil, count: flushing.count) }
+        ringLater.removeAll(keepingCapacity: true)
         var next = 0
         while next < flushing.count {
             ringQueued.removeAll(keepingCapacity: true)
@@ -289,6 +291,8 @@ public final class EventLoop: @unchecked Sendable {
                 if flushing[next].queueSend(on: ring, tag: next) {
                     ringQueued.append(next)
                     ringResults[next] = nil
+                } else {
+                    ringLater.append(next)
                 }
                 next += 1
             }
@@ -296,6 +300,8 @@ public final class EventLoop: @unchecked Sendable {
             for i in ringQueued { if let r = ringResults[i] { flushing[i].ringSendWrote(r) } }
             for i in ringQueued { flushing[i].ringSendDone(ringResults[i]) }
         }
+        // The rest the usual way (TLS, sockets waiting for EPOLLOUT), once no send is pending.
+        for i in ringLater { flushing[i].endOfTurnFlush() }
     }
 
     private func runEndOfTurn() {

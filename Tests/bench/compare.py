@@ -122,9 +122,18 @@ def full_scenarios():
                           with_floor(q), target_rate=100 * 100))
     s.append(Scenario("conn-idle-10k", "connections", "10000 idle connections, 8 sources",
                       ["connections", "--count", "10000", "--sources", "8"]))
-    s.append(Scenario("scale-pairs-q0", "scaling", "100 pairs, QoS 0: Parley 1 vs 2 loops",
-                      ["pairs", "--count", "100", "--window", "32", "--qos", "0"],
-                      variants=("parley-loops1", "parley-loops2")))
+    # One loop (the default on 2 cores) against two, alternating in one run.
+    scaling = [("scale-pairs-q0", "100 pairs, QoS 0", ["pairs", "--count", "100", "--window", "32", "--qos", "0"]),
+               ("scale-pairs-q1", "100 pairs, QoS 1", ["pairs", "--count", "100", "--window", "32", "--qos", "1"]),
+               ("scale-fanout-q0", "fan-out 1 -> 100, QoS 0",
+                ["fan-out", "--count", "100", "--window", "64", "--qos", "0"]),
+               ("scale-fanout-q1", "fan-out 1 -> 100, QoS 1",
+                ["fan-out", "--count", "100", "--window", "64", "--qos", "1"]),
+               ("scale-rooms-q1", "50 rooms x 10, QoS 1",
+                ["rooms", "--rooms", "50", "--members", "10", "--window", "8", "--qos", "1"])]
+    for sid, title, bench in scaling:
+        s.append(Scenario(sid, "scaling", f"{title}: Parley 1 vs 2 loops", bench,
+                          variants=("parley-loops1", "parley-loops2")))
     return s
 
 
@@ -817,7 +826,7 @@ def svg_chart(summary, meta):
         [("10000 idle connections", inv(e["ratios"].get("bytes_per_connection")),
           inv_spread(e["ratios"].get("bytes_per_connection_spread")), 734 / 512) for e in conn])
     scal = [e for e in summary if e["group"] == "scaling"]
-    add("Parley 2 loops ÷ 1 loop (100 pairs, QoS 0 saturation)",
+    add("Parley 2 loops ÷ 1 loop (saturation)",
         [(e["title"].split(":")[0], e["ratios"].get("throughput"), e["ratios"].get("throughput_spread"), None)
          for e in scal])
 
@@ -990,12 +999,21 @@ def wait_quiet(limit_s, threshold=0.3):
         print(f"compare: waiting for a quiet machine ({cores:.2f} cores busy)", flush=True)
 
 
+def loops_text(loops):
+    """How many event loops Parley ran: a number, or its default (0)."""
+    if loops:
+        return f"{loops} event loops"
+    n = max(1, (os.cpu_count() or 1) - 1)
+    return f"its default event loops (one per core but one: {n} here)"
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--rounds", type=int, default=3, help="rounds, each running every scenario on every broker (min 3 unless --smoke)")
     p.add_argument("--seconds", type=float, default=5.0, help="measuring time per run (default 5)")
-    p.add_argument("--loops", type=int, default=2, help="Parley event loops (default 2)")
+    p.add_argument("--loops", type=int, default=0,
+                   help="Parley event loops (default 0: Parley's own default, one per core but one)")
     p.add_argument("--gen-loops", type=int, default=2, help="generator event loops (default 2)")
     p.add_argument("--sys", choices=("default", "off"), default="default",
                    help="$SYS: both brokers at their default interval (10 s) or both off")
@@ -1026,8 +1044,8 @@ def parse_args(argv):
         p.error("--rounds must be at least 3 (medians and a spread need it); --smoke runs one")
     if not (0.5 <= a.seconds <= 120):
         p.error("--seconds must be from 0.5 to 120")
-    if not (1 <= a.loops <= 64 and 1 <= a.gen_loops <= 64):
-        p.error("--loops and --gen-loops must be from 1 to 64")
+    if not (0 <= a.loops <= 64 and 1 <= a.gen_loops <= 64):
+        p.error("--loops must be from 0 (Parley's default) to 64, --gen-loops from 1 to 64")
     return a
 
 
@@ -1109,7 +1127,7 @@ def main(argv):
     sys_text = ("$SYS: both brokers at their default, published every 10 s" if args.sys == "default"
                 else "$SYS: off on both brokers (sys_interval 0)")
     print(f"compare: {len(scenarios)} scenarios x {args.rounds} rounds, {args.seconds:g} s each; "
-          f"Parley {args.loops} loops, generator {args.gen_loops} loops; {sys_text}; open files {nofile}")
+          f"Parley {loops_text(args.loops)}, generator {args.gen_loops} loops; {sys_text}; open files {nofile}")
     print(f"compare: {meta['versions']}; {meta['machine']['cpus']} CPUs {meta['machine']['cpu_model']}")
     if meta["busy_before"]:
         print(f"compare: warning: other busy processes: {', '.join(meta['busy_before'])}")
@@ -1210,7 +1228,7 @@ def report(args, scenarios, records, meta):
     if args.svg:
         st = meta["settings"]
         m = (f"{meta['machine']['cpus']} CPUs, {st['rounds']} rounds x {st['seconds']:g} s, "
-             f"Parley {st['parley_loops']} loops, {meta['versions'].get('mosquitto', '')}, {meta['started'][:10]}")
+             f"Parley {loops_text(st['parley_loops'])}, {meta['versions'].get('mosquitto', '')}, {meta['started'][:10]}")
         Path(args.svg).write_text(svg_chart(summary, m))
     print(f"compare: done in {meta.get('duration_s', 0):.0f} s; {len(problems)} problem(s)")
     return 1 if problems else 0
@@ -1262,7 +1280,7 @@ def markdown(meta, summary, targets, notes, problems, sys_text, args):
         f"- Machine: {m['cpus']} CPUs ({m['cpu_model']}), Linux {m['kernel']}; load average before "
         f"{meta['loadavg_before'][0]:.2f}. Other busy processes before: {', '.join(meta['busy_before']) or 'none'}; "
         f"after: {', '.join(meta['busy_after']) or 'none'}.",
-        f"- {v.get('parley', '?')} ({v.get('parley_commit', '?')}), {s['parley_loops']} event loops; "
+        f"- {v.get('parley', '?')} ({v.get('parley_commit', '?')}), {loops_text(s['parley_loops'])}; "
         f"{v.get('mosquitto', '?')} (single-threaded)"
         + (f"; floor: `Tests/bench/floor/floor.c` built with {v['floor_cc']} (single-threaded, QoS 0 scenarios only)"
            if v.get("floor_cc") else "") + ".",

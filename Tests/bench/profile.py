@@ -5,7 +5,7 @@
     Tests/bench/profile.py --only rate-pairs-q0 --rounds 1 --brokers parley,floor
     Tests/bench/profile.py --strace                          # also a strace pass: system calls by name and fd kind
 
-For each round, scenario and broker (mosquitto, parley = 2 loops, parley-loops1, floor; the
+For each round, scenario and broker (mosquitto, parley = its defaults, parley-loops2, floor; the
 brokers and settings of compare.py, which this imports) it starts a fresh broker on 127.0.0.1,
 runs `parley bench` at the scenario's fixed rate, waits for "clients ready" plus --warm seconds,
 then over --window seconds counts, for the broker process (all its threads):
@@ -16,7 +16,8 @@ then over --window seconds counts, for the broker process (all its threads):
 and divides by the deliveries in the window (the generator's delivered/s times the window).
 perf also counts, per kind: epoll waits, socket reads (read of other than 8 bytes, recvmsg), socket
 writes (write of other than 8 bytes, writev, sendmsg), eventfd writes (write of 8 bytes: a
-cross-loop hand-off or wake-up in Parley) and futex calls.
+cross-loop hand-off or wake-up in Parley), futex calls and io_uring_enter calls (Parley's
+batched sends: one carries every socket send of a loop turn, which then are not socket writes).
 --strace adds, once per scenario and broker, a pass under `strace -f`: calls by name and by fd
 kind. strace slows the broker so much that messages pile up and batch: its per-message counts
 are far below the real ones; it is only a check of which calls there are.
@@ -201,6 +202,7 @@ def run(args, sc, variant, rnd, workdir, use_strace):
             "eventfd_writes_per_msg": counts["write8"] / dps if "write8" in counts else None,
             "eventfd_reads_per_msg": counts["read8"] / dps if "read8" in counts else None,
             "futex_per_msg": counts["futex"] / dps if "futex" in counts else None,
+            "io_uring_enters_per_msg": counts["io_uring_enter"] / dps if "io_uring_enter" in counts else None,
             "oncpu_slices_per_msg": (b["slices"] - a["slices"]) / d,
             "voluntary_cs_per_msg": (b["vcsw"] - a["vcsw"]) / d,
             "involuntary_cs_per_msg": (b["ivcsw"] - a["ivcsw"]) / d,
@@ -221,7 +223,7 @@ def run(args, sc, variant, rnd, workdir, use_strace):
 COLS = [("syscalls_per_msg", "syscalls", 2), ("epoll_waits_per_msg", "epoll waits", 3),
         ("socket_reads_per_msg", "socket reads", 3), ("socket_writes_per_msg", "socket writes", 3),
         ("eventfd_writes_per_msg", "eventfd writes", 3), ("eventfd_reads_per_msg", "eventfd reads", 3),
-        ("futex_per_msg", "futex", 3),
+        ("futex_per_msg", "futex", 3), ("io_uring_enters_per_msg", "io_uring enters", 3),
         ("perf_cs_per_msg", "ctx sw (perf)", 2),
         ("oncpu_slices_per_msg", "on-CPU slices", 2), ("voluntary_cs_per_msg", "vol. ctx sw", 2),
         ("user_us_per_msg", "user µs", 2), ("sys_us_per_msg", "sys µs", 2), ("oncpu_us_per_msg", "on-CPU µs", 2),
@@ -277,7 +279,7 @@ def main(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", default="rate-rooms-q0,rate-pairs-q0")
-    p.add_argument("--brokers", default="mosquitto,parley,parley-loops1,floor")
+    p.add_argument("--brokers", default="mosquitto,parley,parley-loops2,floor")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--warm", type=float, default=1.0)
     p.add_argument("--window", type=float, default=4.0)
@@ -291,7 +293,7 @@ def main(argv):
     args = p.parse_args(argv)
     if not (1 <= args.rounds <= 10 and 0.5 <= args.window <= 30 and 0 <= args.warm <= 10):
         p.error("--rounds 1-10, --window 0.5-30, --warm 0-10")
-    args.sys, args.loops = "default", 2
+    args.sys, args.loops = "default", 0  # "parley": its default settings
     keys = [k.strip() for k in args.only.split(",") if k.strip()]
     scenarios = [s for s in C.full_scenarios() if s.group == "fixed" and any(k in s.id for k in keys)]
     variants = [v.strip() for v in args.brokers.split(",") if v.strip()]
