@@ -365,7 +365,8 @@ open class Connection: EventHandler {
             if outOffset < outBuffer.count { flush() } else { finishedWriting() }
         } else if result == -EAGAIN || result == -EWOULDBLOCK {
             startPollingWrites()
-        } else if result == -EINTR {
+        } else if result == -EINTR || result == -EINVAL || result == -EOPNOTSUPP {
+            // Interrupted, or a send the ring cannot make: `write` tries it, and tells.
             flush()
         } else {
             close(reason: .error(SystemError("send", code: -result)))

@@ -15,12 +15,25 @@ final class SendRing {
     /// Nil when io_uring works here; otherwise why not (refused by policy or a
     /// seccomp filter, missing, too old).
     static func unavailableReason() -> String? {
+        let ring: SendRing
         do {
-            _ = try SendRing(entries: 8)
-            return nil
+            ring = try SendRing(entries: 8)
         } catch {
             return "\(error)"
         }
+        // A kernel can have io_uring without its send operation (before 5.6): try one.
+        var fds: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
+            return "\(SystemError("socketpair"))"
+        }
+        defer { close(fds[0]); close(fds[1]) }
+        let probe: [UInt8] = [0x2A]
+        var result: Int32?
+        _ = probe.withUnsafeBytes { ring.send(fds[0], $0.baseAddress!, 1, tag: 0) }
+        ring.submit { _, r in result = r }
+        guard let result else { return "io_uring_enter refused the submission" }
+        if result != 1 { return "\(SystemError("io_uring send", code: result < 0 ? -result : 0))" }
+        return nil
     }
 
     init(entries: UInt32) throws(SystemError) {

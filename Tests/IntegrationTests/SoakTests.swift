@@ -4,6 +4,7 @@
 // test is reported as skipped with how to run it, and Tests/run.sh fails on that skip
 // unless PARLEY_ALLOW_SKIPS allows it. Bounded: PARLEY_SOAK_SECONDS of publishing, then at
 // most 20 s for the last acks and deliveries.
+import CLinux
 import Foundation
 import Glibc
 import MQTT

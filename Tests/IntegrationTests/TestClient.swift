@@ -1,5 +1,6 @@
 // A small blocking MQTT client for the integration tests: one TCP socket, every
 // receive bounded by a timeout, packets framed and decoded by our own codec.
+import CLinux
 import Foundation
 import Glibc
 import MQTT
