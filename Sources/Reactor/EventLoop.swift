@@ -88,11 +88,13 @@ public final class EventLoop: @unchecked Sendable {
 
     /// True when the calling thread owns the loop: its own thread during a turn,
     /// or a thread inside `runIfParked`.
-    public var inLoop: Bool { owner.load(ordering: .relaxed) == UInt(bitPattern: Int(bitPattern: pthread_self())) }
+    public var inLoop: Bool { owner.load(ordering: .relaxed) == Self.callingThread }
+
+    private static var callingThread: UInt { UInt(bitPattern: Int(bitPattern: pthread_self())) }
 
     private func own() {
         pthread_mutex_lock(ownership)
-        owner.store(UInt(bitPattern: Int(bitPattern: pthread_self())), ordering: .relaxed)
+        owner.store(Self.callingThread, ordering: .relaxed)
     }
 
     private func disown() {
@@ -157,7 +159,7 @@ public final class EventLoop: @unchecked Sendable {
             pthread_mutex_unlock(ownership)
             return false
         }
-        owner.store(UInt(bitPattern: Int(bitPattern: pthread_self())), ordering: .relaxed)
+        owner.store(Self.callingThread, ordering: .relaxed)
         now = EventLoop.monotonicMilliseconds()
         runInbox()
         work()
@@ -192,8 +194,6 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Whether io_uring can be used on this machine: nil, or why not.
     public static func sendRingUnavailableReason() -> String? { SendRing.unavailableReason() }
-
-    public var usesSendRing: Bool { sendRing != nil }
 
     // MARK: Timers (loop thread only)
 
