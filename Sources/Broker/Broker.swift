@@ -92,11 +92,12 @@ public final class Broker: BrokerServices, @unchecked Sendable {
         }
         for i in 0..<count {
             let loop = try EventLoop(index: i, name: "parley-loop-\(i)")
-            if ringRefusal == nil { try loop.useSendRing() }
+            if ringRefusal == nil { try loop.useSendRing(measured: config.ioUring == .auto) }
             loops.append(BrokerLoop(loop: loop, broker: self, loopCount: count))
         }
-        Log.info("reactor.start", ["loops": count, "sends": ringRefusal == nil ? "io_uring" : "write",
-                                   "io_uring": ringRefusal ?? "on"])
+        // auto: each loop measures the ring against a write() each and keeps the cheaper (`reactor.sends` lines).
+        let sends = ringRefusal != nil ? "write" : config.ioUring == .auto ? "measured" : "io_uring"
+        Log.info("reactor.start", ["loops": count, "sends": sends, "io_uring": ringRefusal ?? "on"])
         let pluginTables = plugins.contains { $0.hooks.contains(.storage) }
         if config.durability != .none || pluginTables {
             let store = try Store(directory: config.dataDirectory,

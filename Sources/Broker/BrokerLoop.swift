@@ -35,6 +35,8 @@ final class BrokerLoop {
     }
     @exclusivity(unchecked) var stats = LoopStats()
     let encodings = PublishEncodings()
+    /// False while a message goes to a single session: `encodings` would only add a copy.
+    @exclusivity(unchecked) var shareEncodings = true
     /// Plugin publishes from this loop, in order per key (`LoopContext.publish`):
     /// a room's posts wait for each other, not for another room's commits.
     var orderedPublishes: [String: [OrderedPublish]] = [:]
@@ -43,6 +45,7 @@ final class BrokerLoop {
     private var outboxScheduled = false
     @exclusivity(unchecked) private var routeStamp: UInt64 = 0
     @exclusivity(unchecked) private var scratch: [PendingDelivery] = []
+    @exclusivity(unchecked) private var routeTargets: [Int] = []
 
     struct PendingDelivery {
         let session: Session
@@ -83,13 +86,22 @@ final class BrokerLoop {
     /// one member of each matching shared subscription. A logged message is
     /// marked routed in the store once every loop involved has matched it.
     func route(_ message: Message, everywhere: Bool) {
-        let targets = broker.loops.filter { $0 !== self && $0.subscriptionCount.load(ordering: .relaxed) > 0 }
+        // The other loops with subscriptions (none with one loop), in a reused array.
+        let loops = broker.loops
+        routeTargets.removeAll(keepingCapacity: true)
+        if loops.count > 1 {
+            for other in loops where other !== self && other.subscriptionCount.load(ordering: .relaxed) > 0 {
+                routeTargets.append(other.index)
+            }
+        }
         let picks = broker.shared.isEmpty ? [] : broker.shared.pick(topic: message.topic, origin: message.origin)
         let logged = store != nil && message.storeID.load(ordering: .acquiring) != 0
-        if logged { message.pendingRoutes.store(1 + targets.count + picks.count, ordering: .releasing) }
+        if logged { message.pendingRoutes.store(1 + routeTargets.count + picks.count, ordering: .releasing) }
+        // Queued before the local match, which may route again (an internal client
+        // publishing) and reuse `routeTargets`; the other loops see it after this turn.
+        for i in routeTargets { send(.route(message), to: i) }
         matchLocally(message)
         if logged { finishedRouting(message) }
-        for other in targets { send(.route(message), to: other.index) }
         for member in picks {
             let work = RemoteWork.deliver(
                 message, clientID: member.clientID, qos: min(member.options.qos, message.qos),
@@ -122,10 +134,13 @@ final class BrokerLoop {
             }
         }
         if scratch.isEmpty { return }
+        // One recipient: its bytes are encoded straight into its output, not shared.
+        if scratch.count == 1 { shareEncodings = false }
         for d in scratch {
             deliver(message, to: d.session, qos: min(message.qos, d.qos),
                     retain: d.retainAsPublished ? message.retain : false, subscriptionIDs: d.subscriptionIDs)
         }
+        shareEncodings = true
     }
 
     func perform(_ work: RemoteWork) {

@@ -191,7 +191,8 @@ final class ClientConnection: Connection {
                      subscriptionIDs: [UInt32])
     {
         let v5 = version == .v5
-        let shared = !dup && (!v5 || (subscriptionIDs.isEmpty && message.expiresAt == nil && clientTopicAliasMaximum == 0))
+        let shared = !dup && ctx.shareEncodings
+            && (!v5 || (subscriptionIDs.isEmpty && message.expiresAt == nil && clientTopicAliasMaximum == 0))
         var size = 0
         if shared {
             let key = PublishEncodings.key(v5: v5, qos: qos, retain: retain)

@@ -30,6 +30,11 @@ public final class EventLoop: @unchecked Sendable {
     private var flushing: [Connection] = []
     /// When set (`useSendRing`), a turn's sends go to the kernel in one system call.
     private var sendRing: SendRing?
+    /// Set when the ring is used only where it measures cheaper (`io_uring = auto`).
+    @exclusivity(unchecked) private var sendChooser: SendPathChooser?
+    private var announcedPath: SendPathChooser.Path?
+    /// `pthread_self()` of the loop's own thread once it runs.
+    private var runThread: UInt = 0
     private var ringQueued: [Int] = []
     private var ringLater: [Int] = []
     private var ringResults: [Int32?] = []
@@ -188,8 +193,26 @@ public final class EventLoop: @unchecked Sendable {
     /// for all the connections that have output, in place of a `write` each. Call
     /// before `start`; throws when the kernel refuses io_uring (the loop then keeps
     /// writing the usual way).
-    public func useSendRing(entries: UInt32 = 256) throws(SystemError) {
+    /// `measured`: the loop uses the ring only while it measures cheaper than a
+    /// `write` each (`SendPathChooser`); otherwise always.
+    public func useSendRing(entries: UInt32 = 256, measured: Bool = false) throws(SystemError) {
         sendRing = try SendRing(entries: entries)
+        sendChooser = measured ? SendPathChooser() : nil
+    }
+
+    /// Ends a measuring epoch of the send-path chooser. Only the loop's own thread
+    /// counts and measures: one working in a parked loop's place has another CPU clock.
+    private func endSendEpoch() {
+        var ts = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+        let cpu = UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+        guard sendChooser!.endEpoch(cpu: cpu) else { return }
+        let chooser = sendChooser!
+        if chooser.path == announcedPath { return }
+        announcedPath = chooser.path
+        Log.info("reactor.sends", ["loop": index, "sends": chooser.path == .ring ? "io_uring" : "write",
+                                   "io_uring_ns": Int(chooser.lastRingCost ?? 0),
+                                   "write_ns": Int(chooser.lastWriteCost ?? 0)])
     }
 
     /// Whether io_uring can be used on this machine: nil, or why not.
@@ -234,6 +257,7 @@ public final class EventLoop: @unchecked Sendable {
     private func run() {
         var events = [epoll_event](repeating: epoll_event(), count: 256)
         own()
+        runThread = Self.callingThread
         started.store(true, ordering: .releasing)
         while running.load(ordering: .acquiring) {
             let pending = !endOfTurn.isEmpty || !flushQueue.isEmpty
@@ -316,10 +340,14 @@ public final class EventLoop: @unchecked Sendable {
             }
             if !flushQueue.isEmpty {
                 swap(&flushQueue, &flushing)
-                if let sendRing, flushing.count > 1 {
+                let batched = flushing.count > 1
+                if let sendRing, batched, sendChooser?.path != .write {
                     flushThroughRing(sendRing)
                 } else {
                     for c in flushing { c.endOfTurnFlush() }
+                }
+                if batched, sendChooser != nil, Self.callingThread == runThread, sendChooser!.counted(flushing.count) {
+                    endSendEpoch()
                 }
                 flushing.removeAll(keepingCapacity: true)
             }

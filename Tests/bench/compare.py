@@ -80,7 +80,7 @@ class Scenario:
 
     def __init__(self, sid, group, title, bench, variants=("mosquitto", "parley"), target_rate=None):
         self.id = sid
-        self.group = group          # saturation | fixed | connections | scaling | smoke
+        self.group = group          # saturation | fixed | connections | scaling | sends | smoke
         self.title = title
         self.bench = bench          # arguments after `parley bench`
         self.variants = variants    # broker variants, see make_broker()
@@ -134,6 +134,17 @@ def full_scenarios():
     for sid, title, bench in scaling:
         s.append(Scenario(sid, "scaling", f"{title}: Parley 1 vs 2 loops", bench,
                           variants=("parley-loops1", "parley-loops2")))
+    # The send path: a turn's sends in one io_uring_enter (always), one write() each, and
+    # the default (auto: each loop measures both and keeps the cheaper).
+    sends = [("send-pairs-q0", "100 pairs at 100 msg/s, QoS 0",
+              ["pairs", "--count", "100", "--rate", "100", "--window", "32", "--qos", "0"]),
+             ("send-rooms-q0", "100 rooms x 10 at 2 msg/s/member, QoS 0",
+              ["rooms", "--rooms", "100", "--members", "10", "--rate", "2", "--window", "8", "--qos", "0"]),
+             ("send-fanout-q0", "fan-out 1 -> 100, QoS 0",
+              ["fan-out", "--count", "100", "--window", "64", "--qos", "0"])]
+    for sid, title, bench in sends:
+        s.append(Scenario(sid, "sends", f"{title}: io_uring, write(), measured", bench,
+                          variants=("parley-write", "parley-ring", "parley")))
     return s
 
 
@@ -238,10 +249,11 @@ def tail(path, lines=15):
 # --------------------------------------------------------------------------- brokers
 
 class Broker:
-    def __init__(self, variant, kind, loops, args, workdir):
-        self.variant = variant  # mosquitto | parley | parley-loops1 | floor | ...
+    def __init__(self, variant, kind, loops, args, workdir, settings=()):
+        self.variant = variant  # mosquitto | parley | parley-loops1 | parley-write | floor | ...
         self.kind = kind        # mosquitto | parley | floor
         self.loops = loops
+        self.settings = list(settings)  # extra Parley settings lines
         self.args = args
         self.workdir = workdir
         self.proc = None
@@ -286,6 +298,7 @@ class Broker:
             f"max_inflight = {MAX_INFLIGHT}",
             f"max_packet_size = {MAX_PACKET_SIZE}",
             f"sys_interval = {sys_interval}",
+            *self.settings,
             "",
         ]))
         return [str(a.parley), "serve", "--plugins", "", "--config", str(conf)]  # plain MQTT, as Mosquitto
@@ -327,6 +340,10 @@ def make_broker(variant, args, workdir):
         return Broker(variant, "floor", 1, args, workdir)
     if variant.startswith("parley-loops"):
         return Broker(variant, "parley", int(variant[len("parley-loops"):]), args, workdir)
+    if variant == "parley-write":  # the send path without io_uring: one write() per connection
+        return Broker(variant, "parley", args.loops, args, workdir, settings=["io_uring = off"])
+    if variant == "parley-ring":  # always the ring (the default, auto, measures which is cheaper)
+        return Broker(variant, "parley", args.loops, args, workdir, settings=["io_uring = on"])
     raise ValueError(variant)
 
 
@@ -529,11 +546,25 @@ def ratio_spread(num, den):
     return (num[0] / den[1], num[1] / den[0])
 
 
+# Groups that run two Parley variants against each other (the second over the first), no Mosquitto.
+PAIRED = ("scaling", "sends")
+
+
 def ratios(sc, v):
-    if sc.group == "scaling":
+    if sc.group in PAIRED:
+        vs = v
         a, b = v.get(sc.variants[1], {}), v.get(sc.variants[0], {})
-        return {"throughput": ratio(a.get("delivered_per_s"), b.get("delivered_per_s")),
-                "throughput_spread": ratio_spread(a.get("delivered_per_s_spread"), b.get("delivered_per_s_spread"))}
+        out = {"throughput": ratio(a.get("delivered_per_s"), b.get("delivered_per_s")),
+               "throughput_spread": ratio_spread(a.get("delivered_per_s_spread"), b.get("delivered_per_s_spread"))}
+        if sc.group == "sends":  # each variant over write(): parley-ring (always), parley (auto: measured)
+            for v in sc.variants[1:]:
+                a = vs.get(v, {})
+                out[v] = {"cpu_per_msg": ratio(a.get("window_cpu_us_per_msg"), b.get("window_cpu_us_per_msg")),
+                          "cpu_per_msg_spread": ratio_spread(a.get("window_cpu_us_per_msg_spread"),
+                                                             b.get("window_cpu_us_per_msg_spread")),
+                          "p50": ratio(a.get("p50_us"), b.get("p50_us")),
+                          "p99": ratio(a.get("p99_us"), b.get("p99_us"))}
+        return out
     p, m, f = v.get("parley", {}), v.get("mosquitto", {}), v.get("floor", {})
     if sc.group == "connections":
         if not p or not m:
@@ -614,7 +645,7 @@ def evaluate_targets(summary):
 # --------------------------------------------------------------------------- formatting
 
 VARIANT_NAMES = {"mosquitto": "Mosquitto", "parley": "Parley", "parley-loops1": "Parley 1 loop",
-                 "parley-loops2": "Parley 2 loops", "floor": "floor"}
+                 "parley-loops2": "Parley 2 loops", "parley-write": "Parley write()", "parley-ring": "Parley io_uring", "floor": "floor"}
 
 
 def vname(v):
@@ -671,7 +702,7 @@ def ratio_rows(summary):
     rows = []
     for e in summary:
         r = e["ratios"]
-        if e["group"] in ("connections", "scaling") or "throughput" not in r:
+        if e["group"] in ("connections", *PAIRED) or "throughput" not in r:
             continue
         rows.append([e["title"], f_ratio(r.get("throughput")), f_rng(r.get("throughput_spread"), 2),
                      f_ratio(r.get("cpu_per_msg")), f_rng(r.get("cpu_per_msg_spread"), 2),
@@ -687,7 +718,7 @@ def floor_rows(summary):
     rows = []
     for e in summary:
         r = e["ratios"]
-        if e["group"] in ("connections", "scaling") or "floor_throughput" not in r:
+        if e["group"] in ("connections", *PAIRED) or "floor_throughput" not in r:
             continue
         rows.append([e["title"], f_ratio(r.get("floor_throughput")), f_rng(r.get("floor_throughput_spread"), 2),
                      f_ratio(r.get("floor_cpu_per_msg")), f_rng(r.get("floor_cpu_per_msg_spread"), 2),
@@ -761,6 +792,13 @@ def target_lines(targets):
 def scaling_lines(summary):
     lines = []
     for e in summary:
+        if e["group"] == "sends":
+            for v, r in e["ratios"].items():
+                if not isinstance(r, dict):
+                    continue
+                lines.append(f"{e['title']}: {vname(v)} / write(): CPU/msg window {f_ratio(r.get('cpu_per_msg'))} "
+                             f"(range {f_rng(r.get('cpu_per_msg_spread'), 2)}), p50 {f_ratio(r.get('p50'))}, "
+                             f"p99 {f_ratio(r.get('p99'))}")
         if e["group"] != "scaling":
             continue
         for v, s in e["variants"].items():
@@ -1085,7 +1123,7 @@ def main(argv):
                   file=sys.stderr)
             return 2
     for s in scenarios:
-        if s.group != "scaling":
+        if s.group not in PAIRED:
             s.variants = tuple(v for v in s.variants if v in wanted)
 
     if not args.no_build:
