@@ -209,10 +209,13 @@ public final class EventLoop: @unchecked Sendable {
         guard sendChooser!.endEpoch(cpu: cpu) else { return }
         let chooser = sendChooser!
         if chooser.path == announcedPath { return }
+        let fields: KeyValuePairs<String, Any> = ["loop": index, "sends": chooser.path == .ring ? "io_uring" : "write",
+                                                  "io_uring_ns": Int(chooser.lastRingCost ?? 0),
+                                                  "write_ns": Int(chooser.lastWriteCost ?? 0)]
+        // The first choice at info; later changes (a load that changed, or two paths
+        // within noise of each other) at debug, so that a busy broker's log stays quiet.
+        if announcedPath == nil { Log.info("reactor.sends", fields) } else { Log.debug("reactor.sends", fields) }
         announcedPath = chooser.path
-        Log.info("reactor.sends", ["loop": index, "sends": chooser.path == .ring ? "io_uring" : "write",
-                                   "io_uring_ns": Int(chooser.lastRingCost ?? 0),
-                                   "write_ns": Int(chooser.lastWriteCost ?? 0)])
     }
 
     /// Whether io_uring can be used on this machine: nil, or why not.
