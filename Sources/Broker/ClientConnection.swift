@@ -190,6 +190,7 @@ final class ClientConnection: Connection {
     func sendPublish(_ message: Message, qos: QoS, retain: Bool, packetID: UInt16, dup: Bool,
                      subscriptionIDs: [UInt32])
     {
+        let ctx = self.ctx  // one reference for the whole delivery, not one per use
         let v5 = version == .v5
         let shared = !dup && ctx.shareEncodings
             && (!v5 || (subscriptionIDs.isEmpty && message.expiresAt == nil && clientTopicAliasMaximum == 0))
