@@ -50,19 +50,25 @@ def sequence(payload):
     return struct.unpack_from("!I", payload, 0)[0]
 
 
+def fan_out_clients(port, name, topic, count=40):
+    """`count` MQTT 3.1.1 subscribers to `topic` and one publisher, connected."""
+    subs = []
+    for i in range(count):
+        c = r.RawClient(port, version=4, timeout=5)
+        c.connect(f"{name}-sub-{i}", version=4)
+        c.subscribe([(topic, 0)], version=4)
+        subs.append(c)
+    pub = r.RawClient(port, version=4, timeout=5)
+    pub.connect(f"{name}-pub", version=4)
+    return subs, pub
+
+
 @pytest.mark.parametrize("setting", ["on", "off", "auto"])
 def test_fan_out_in_one_turn_every_subscriber_gets_every_message_in_order(start_broker, setting):
     """40 subscribers on two loops, one publisher sending bursts: each turn writes to
     many sockets at once (one ring submission), and every subscriber sees 1..N."""
     b = start_broker(f"io_uring = {setting}")
-    subs = []
-    for i in range(40):
-        c = r.RawClient(b.port, version=4, timeout=5)
-        c.connect(f"ring-sub-{setting}-{i}", version=4)
-        c.subscribe([("ring/fan", 0)], version=4)
-        subs.append(c)
-    pub = r.RawClient(b.port, version=4, timeout=5)
-    pub.connect(f"ring-pub-{setting}", version=4)
+    subs, pub = fan_out_clients(b.port, f"ring-{setting}", "ring/fan")
     n = 500
     burst = b"".join(r.publish("ring/fan", struct.pack("!I", k) + b"x" * 60, version=4) for k in range(1, n + 1))
     pub.send(burst)
@@ -119,14 +125,7 @@ def test_auto_measures_both_ways_and_keeps_order_across_the_switches(start_broke
     order, across the switches."""
     b = start_broker("io_uring = auto", loops=1)
     started(b)
-    subs = []
-    for i in range(40):
-        c = r.RawClient(b.port, version=4, timeout=5)
-        c.connect(f"ring-auto-sub-{i}", version=4)
-        c.subscribe([("ring/auto", 0)], version=4)
-        subs.append(c)
-    pub = r.RawClient(b.port, version=4, timeout=5)
-    pub.connect("ring-auto-pub", version=4)
+    subs, pub = fan_out_clients(b.port, "ring-auto", "ring/auto")
     rx = re.compile(r"event=reactor\.sends loop=0 sends=(io_uring|write) io_uring_ns=(\d+) write_ns=(\d+)")
     sent, chosen = 0, None
     for _round in range(60):  # a round of trials needs 6 x 2048 batched connections: 7+ rounds at most turns
