@@ -116,7 +116,8 @@ final class BrokerLoop {
     func matchLocally(_ message: Message) {
         routeStamp &+= 1
         let stamp = routeStamp
-        scratch.removeAll(keepingCapacity: true)
+        // Not removeAll(keepingCapacity:), which goes through a generic replaceSubrange.
+        while !scratch.isEmpty { scratch.removeLast() }
         topics.match(message.topic) { entry in
             let s = entry.session
             if entry.options.noLocal, let origin = message.origin, origin == s.clientID { return }

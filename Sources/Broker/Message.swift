@@ -60,20 +60,29 @@ public final class Message: @unchecked Sendable {
     public convenience init(publish p: PublishPacket, topic: ByteString, origin: String?, now: UInt64) {
         let expiry = p.properties.messageExpiryInterval.map { now + UInt64($0) * 1000 }
         let t = topic.count
-        let storage = [UInt8](unsafeUninitializedCapacity: t + p.payload.count) { buffer, count in
-            topic.bytes.withUnsafeBufferPointer { src in
-                if t > 0 { UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: src.baseAddress!, byteCount: t) }
-            }
-            p.payload.withUnsafeBufferPointer { src in
-                if src.count > 0 {
-                    UnsafeMutableRawPointer(buffer.baseAddress! + t).copyMemory(from: src.baseAddress!, byteCount: src.count)
-                }
-            }
-            count = t + p.payload.count
-        }
+        let storage = Self.joined(topic.bytes, p.payload)
         self.init(topic: ByteString(storage[0..<t]), payload: storage[t...], qos: p.qos, retain: p.retain,
                   properties: p.properties, expiresAt: expiry, origin: origin, receivedAt: now)
     }
+
+    /// Topic and payload in one new array. Up to `smallMessage` bytes, the two are
+    /// first copied side by side on the stack and the array is made from that
+    /// buffer: the copy is specialized for bytes, whereas every other way to make an
+    /// array of a given size goes through the standard library's unspecialized
+    /// allocation, which looks the storage type up at run time (about 360
+    /// instructions, a third of what the rest of building a message costs).
+    static func joined(_ a: ArraySlice<UInt8>, _ b: ArraySlice<UInt8>) -> [UInt8] {
+        let n = a.count + b.count
+        if n > smallMessage { return Array(a) + b }
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(n, 1)) { buffer in
+            let base = UnsafeMutableRawPointer(buffer.baseAddress!)
+            a.withUnsafeBytes { if $0.count > 0 { base.copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
+            b.withUnsafeBytes { if $0.count > 0 { (base + a.count).copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
+            return Array(UnsafeBufferPointer(rebasing: buffer[0..<n]))
+        }
+    }
+
+    static let smallMessage = 1024
 
     public func isExpired(now: UInt64) -> Bool {
         if let expiresAt { return now >= expiresAt }
