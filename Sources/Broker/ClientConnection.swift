@@ -8,10 +8,38 @@ import Reactor
 enum ListenerKind: UInt8, CaseIterable {
     case mqtt, mqtts, ws, wss
 
-    /// The listener's name as `ClientInfo.listener` and the metrics give it.
-    var listener: String { ["mqtt", "mqtts", "http", "https"][Int(rawValue)] }
-    var transport: String { ["tcp", "tls", "ws", "wss"][Int(rawValue)] }
-    var metricsName: String { ["mqtt", "mqtts", "ws", "wss"][Int(rawValue)] }
+    // Switches, not subscripted array literals: `clientInfo` reads the first two for
+    // every PUBLISH a plugin authorizes, and a literal array is allocated and freed
+    // on each read.
+
+    /// The listener's name as `ClientInfo.listener` gives it.
+    var listener: String {
+        switch self {
+        case .mqtt: "mqtt"
+        case .mqtts: "mqtts"
+        case .ws: "http"
+        case .wss: "https"
+        }
+    }
+
+    var transport: String {
+        switch self {
+        case .mqtt: "tcp"
+        case .mqtts: "tls"
+        case .ws: "ws"
+        case .wss: "wss"
+        }
+    }
+
+    /// The name the metrics give it.
+    var metricsName: String {
+        switch self {
+        case .mqtt: "mqtt"
+        case .mqtts: "mqtts"
+        case .ws: "ws"
+        case .wss: "wss"
+        }
+    }
 }
 
 final class ClientConnection: Connection {
