@@ -34,6 +34,9 @@ public final class Broker: BrokerServices, @unchecked Sendable {
     let startedAt = Date()
     /// Whether any plugin wants `delivered` (checked per QoS 0 delivery, so a plain flag).
     let hasDeliveredHooks: Bool
+    /// No plugin inspects or decides publishes, or hears of deliveries: a QoS 0
+    /// PUBLISH then needs no `Message` unless a recipient keeps it (`forwardQoS0`).
+    let forwardsQoS0Directly: Bool
     /// The plugins providing each hook, indexed by the hook's bit.
     private let hookLists: [[BrokerPlugin]]
     private let internalTokens = Mutex<[Int: (loop: Int, clientID: String)]>([:])
@@ -51,6 +54,7 @@ public final class Broker: BrokerServices, @unchecked Sendable {
         self.plugins = plugins
         hookLists = (0..<PluginHooks.count).map { bit in plugins.filter { $0.hooks.contains(PluginHooks(rawValue: 1 << bit)) } }
         hasDeliveredHooks = plugins.contains { $0.hooks.contains(.delivered) }
+        forwardsQoS0Directly = !plugins.contains { !$0.hooks.isDisjoint(with: [.inspectPublish, .decidePublish, .delivered]) }
         // One core fewer than the machine has (at least one), below the loops' priority:
         // a flood of password logins leaves the event loops a core and their turn.
         workers = BlockingPool(threads: max(1, min(4, ProcessInfo.processInfo.activeProcessorCount - 1)),

@@ -114,14 +114,21 @@ final class BrokerLoop {
     /// Matches `message` against this loop's subscriptions and delivers it once to
     /// each session, at the highest QoS of its matching subscriptions.
     func matchLocally(_ message: Message) {
+        collectRecipients(message.topic, origin: message.origin)
+        deliverToRecipients(message)
+    }
+
+    /// Fills `scratch` with the sessions of this loop that `topic` reaches, once
+    /// each, with the highest QoS and every identifier of their matching subscriptions.
+    private func collectRecipients(_ topic: ByteString, origin: String?) {
         routeStamp &+= 1
         let stamp = routeStamp
         // Not removeAll(keepingCapacity:), which goes through a generic replaceSubrange.
         while !scratch.isEmpty { scratch.removeLast() }
-        topics.match(message.topic) { entry in
+        topics.match(topic) { entry in
             let s = entry.session
-            if entry.options.noLocal, let origin = message.origin, origin == s.clientID { return }
-            if entry.checkDeliveries && !broker.mayDeliver(message.topic, to: s) { return }
+            if entry.options.noLocal, let origin, origin == s.clientID { return }
+            if entry.checkDeliveries && !broker.mayDeliver(topic, to: s) { return }
             if s.routeStamp == stamp {
                 scratch[Int(s.routeSlot)].qos = max(scratch[Int(s.routeSlot)].qos, entry.options.qos)
                 if entry.options.retainAsPublished { scratch[Int(s.routeSlot)].retainAsPublished = true }
@@ -134,6 +141,10 @@ final class BrokerLoop {
                     subscriptionIDs: entry.identifier.map { [$0] } ?? []))
             }
         }
+    }
+
+    /// Delivers `message` to the sessions `collectRecipients` found.
+    private func deliverToRecipients(_ message: Message) {
         if scratch.isEmpty { return }
         // One recipient: its bytes are encoded straight into its output, not shared.
         if scratch.count == 1 { shareEncodings = false }
@@ -142,6 +153,52 @@ final class BrokerLoop {
                     retain: d.retainAsPublished ? message.retain : false, subscriptionIDs: d.subscriptionIDs)
         }
         shareEncodings = true
+    }
+
+    // MARK: QoS 0 without a message
+
+    /// Routes a QoS 0, non-retained PUBLISH of a 3.x client (`Broker.forwardsQoS0Directly`
+    /// said no plugin inspects or decides publishes) without building a `Message` when
+    /// nothing has to keep one: no other loop or shared subscription to hand it to,
+    /// and every recipient a connected 3.x client, whose PUBLISH is the same bytes
+    /// whatever its subscription (QoS 0, no retain flag, no properties). Otherwise
+    /// the message is built with `make` and delivered as `publish` would.
+    func forwardQoS0(topic: ByteString, payload: ArraySlice<UInt8>, origin: String, make: () -> Message) {
+        if !broker.shared.isEmpty || othersHaveSubscriptions {
+            publish(make())
+            return
+        }
+        stats.publishReceived += 1
+        collectRecipients(topic, origin: origin)
+        for d in scratch where !takesBytesAsTheyAre(d.session) {
+            deliverToRecipients(make())
+            return
+        }
+        for d in scratch {
+            guard !d.session.ended, let conn = d.session.connection, conn.isReady else { continue }  // as `deliver`
+            if conn.pendingOutput > config.slowConsumerBytes {
+                stats.publishDropped += 1
+                continue
+            }
+            conn.sendQoS0Publish(topic: topic, payload: payload)
+        }
+    }
+
+    /// Whether any other loop holds subscriptions (a message would have to go there).
+    private var othersHaveSubscriptions: Bool {
+        let loops = broker.loops
+        if loops.count == 1 { return false }
+        for other in loops where other !== self && other.subscriptionCount.load(ordering: .relaxed) > 0 { return true }
+        return false
+    }
+
+    /// A session that `deliver` would hand a QoS 0 message to without keeping it:
+    /// a connected 3.x client, or one whose QoS 0 messages are dropped while it is away.
+    private func takesBytesAsTheyAre(_ s: Session) -> Bool {
+        if s.ended { return true }
+        if s.internalClient != nil { return false }
+        guard let conn = s.connection, conn.isReady else { return !config.queueQoS0Messages }
+        return conn.version != .v5
     }
 
     func perform(_ work: RemoteWork) {

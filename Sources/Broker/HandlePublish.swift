@@ -47,6 +47,15 @@ extension ClientConnection {
             finish(p, message: nil, refusal)
             return
         }
+        if p.qos == .atMostOnce && !p.retain && version != .v5 && ctx.broker.forwardsQoS0Directly
+            && (extras?.waiting.isEmpty ?? true)
+        {
+            // Nothing to decide, acknowledge or store, and nothing waits before it.
+            ctx.forwardQoS0(topic: topic, payload: p.payload, origin: clientID) {
+                Message(publish: p, topic: topic, origin: clientID, now: ctx.now)
+            }
+            return
+        }
         switch transform(p, topic: topic) {
         case .failure(let refusal): finish(p, message: nil, refusal.outcome)
         case .success(let message): decide(p, message, session)

@@ -9,6 +9,29 @@ struct PublishTests {
                      .publish(PublishPacket(topic: "a/b", payload: Array("hello".utf8)[...])), version)
     }
 
+    @Test("encodeQoS0 writes what encode does for a 3.x QoS 0 PUBLISH, at every remaining-length size",
+          arguments: [0, 1, 5, 122, 123, 124, 16_378, 16_379, 16_380, 2_097_146, 2_097_147])
+    func directQoS0(payloadSize: Int) throws {
+        let topic = ByteString("a/b")
+        let payload = (0..<payloadSize).map { UInt8(truncatingIfNeeded: $0 &* 13) }[...]
+        for version in [ProtocolVersion.v3_1, .v3_1_1] {
+            var expected: [UInt8] = [0xEE]
+            try PublishPacket(topic: topic, payload: payload).encode(into: &expected, version: version)
+            var direct: [UInt8] = [0xEE]
+            let n = PublishPacket.encodeQoS0(topic: topic, payload: payload, into: &direct)
+            #expect(direct == expected)
+            #expect(n == expected.count - 1)
+        }
+    }
+
+    @Test("encodeQoS0 writes nothing for a topic too long to encode")
+    func directQoS0TooLong() {
+        var out: [UInt8] = [1]
+        #expect(PublishPacket.encodeQoS0(topic: ByteString([UInt8](repeating: 0x61, count: 65_536)), payload: [],
+                                         into: &out) == 0)
+        #expect(out == [1])
+    }
+
     @Test("QoS 0 with an empty payload", arguments: allVersions)
     func emptyPayload(version: ProtocolVersion) {
         let wire = version == .v5 ? bytes("30 06 00 03 'a/b' 00") : bytes("30 05 00 03 'a/b'")

@@ -70,6 +70,20 @@ public struct PublishPacket: Equatable, Sendable {
         0x30 | (dup ? 0x08 : 0) | qos.rawValue << 1 | (retain ? 0x01 : 0)
     }
 
+    /// What `encode` writes for a QoS 0 PUBLISH without DUP or retain flag in 3.1 or
+    /// 3.1.1 (no properties), straight from a topic and a payload, without a packet
+    /// value to build: the broker forwards a 3.x client's QoS 0 messages this way.
+    /// Returns the bytes written; 0 (nothing written) when they cannot make a PUBLISH.
+    @inline(__always)
+    public static func encodeQoS0(topic: ByteString, payload: ArraySlice<UInt8>, into out: inout [UInt8]) -> Int {
+        let start = out.count
+        guard topic.count <= 65_535, (try? writeFixedHeader(into: &out, 0x30, remaining: 2 + topic.count + payload.count)) != nil
+        else { return 0 }
+        out.appendBinary(topic.bytes)
+        out.append(contentsOf: payload)
+        return out.count - start
+    }
+
     /// Encodes the packet and returns the offset of its packet identifier in `out`
     /// (nil for QoS 0), so that a packet encoded once can be re-stamped per subscriber.
     @discardableResult
