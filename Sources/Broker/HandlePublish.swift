@@ -110,9 +110,9 @@ extension ClientConnection {
             return .refuse(.notAuthorized, "clients may not publish to $-topics")
         }
         let plugins = ctx.broker.plugins(providing: .authorizePublish)
-        if plugins.isEmpty { return nil }
+        if !plugins.contains(where: { !$0.allowsEveryPublish }) { return nil }
         let info = clientInfo
-        for plugin in plugins {
+        for plugin in plugins where !plugin.allowsEveryPublish {
             let verdict = plugin.authorizePublish(info, topic: topic, qos: p.qos, retain: p.retain)
             if verdict.isFailure { return .refuse(verdict, "not authorized to publish to this topic") }
         }

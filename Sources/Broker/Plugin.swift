@@ -116,6 +116,11 @@ public protocol BrokerPlugin: AnyObject, Sendable {
     func authenticate(_ request: ConnectRequest, completion: @escaping @Sendable (AuthDecision) -> Void)
     /// May this client publish to this topic? `.success` allows; a failure code refuses.
     func authorizePublish(_ client: ClientInfo, topic: ByteString, qos: QoS, retain: Bool) -> ReasonCode
+    /// True while `authorizePublish` would allow every client every topic (an ACL with
+    /// no rules that allows by default): the broker then skips the call for a
+    /// client's PUBLISH, and the `ClientInfo` it would build for it. Read per PUBLISH,
+    /// from any loop: keep it a plain load.
+    var allowsEveryPublish: Bool { get }
     /// The QoS to grant (≤ requested) as `.grantedQoS0/1/2`, or a failure code.
     func authorizeSubscribe(_ client: ClientInfo, filter: TopicFilter, requested: QoS) -> ReasonCode
     /// Inspect or rewrite a PUBLISH before routing. A failure code drops it (the
@@ -164,6 +169,7 @@ extension BrokerPlugin {
     public func authorizePublish(_ client: ClientInfo, topic: ByteString, qos: QoS, retain: Bool) -> ReasonCode {
         .success
     }
+    public var allowsEveryPublish: Bool { false }
     public func authorizeSubscribe(_ client: ClientInfo, filter: TopicFilter, requested: QoS) -> ReasonCode {
         ReasonCode(requested.rawValue)
     }

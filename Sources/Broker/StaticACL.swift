@@ -88,6 +88,8 @@ public final class StaticACLPlugin: BrokerPlugin, @unchecked Sendable {
         allowsEverything.store(rules.isEmpty && defaultAllow, ordering: .releasing)
     }
 
+    public var allowsEveryPublish: Bool { allowsEverything.load(ordering: .acquiring) }
+
     public func authorizePublish(_ client: ClientInfo, topic: ByteString, qos: QoS, retain: Bool) -> ReasonCode {
         if allowsEverything.load(ordering: .acquiring) { return .success }
         let (rules, defaultAllow) = state.withLock { $0 }

@@ -76,6 +76,19 @@ final class RecordingPlugin: BrokerPlugin, @unchecked Sendable {
     func tick(now: UInt64) { ticks.add(1, ordering: .relaxed) }
 }
 
+/// A publish check that refuses everything it is asked, and waives itself while `waiving`.
+final class WaivingPlugin: BrokerPlugin, @unchecked Sendable {
+    let name = "waiving"
+    let hooks: PluginHooks = [.authorizePublish]
+    let waiving = Atomic<Bool>(true)
+    let asked = Atomic<Int>(0)
+    var allowsEveryPublish: Bool { waiving.load(ordering: .relaxed) }
+    func authorizePublish(_ client: ClientInfo, topic: ByteString, qos: QoS, retain: Bool) -> ReasonCode {
+        asked.add(1, ordering: .relaxed)
+        return .notAuthorized
+    }
+}
+
 /// A broker in this process with the given plugins, on a free loopback port.
 final class InProcessBroker {
     let broker: Broker
@@ -126,6 +139,23 @@ struct PluginHookTests {
         let pub = try TestClient.connected(port: b.port, version: .v5, clientID: unique("p"))
         #expect(try pub.publish("forbidden/x", Array("no".utf8), qos: .atLeastOnce) == .notAuthorized)
         #expect(try sub.collectPublishes(for: 0.5).isEmpty)
+    }
+
+    @Test("allowsEveryPublish: while true the plugin is not asked; once false it is, for the next PUBLISH")
+    func allowsEveryPublish() throws {
+        let plugin = WaivingPlugin()
+        let b = try InProcessBroker(plugins: [plugin])
+        let sub = try TestClient.connected(port: b.port, version: .v3_1_1, clientID: unique("s"))
+        try sub.subscribe("w/#", qos: .atLeastOnce)
+        let pub = try TestClient.connected(port: b.port, version: .v3_1_1, clientID: unique("p"))
+        try pub.publish("w/a", "waived")
+        try pub.publish("w/b", "waived", qos: .atLeastOnce)
+        #expect(try sub.collectPublishes(for: 0.5).map { String(decoding: $0.payload, as: UTF8.self) } == ["waived", "waived"])
+        #expect(plugin.asked.load(ordering: .relaxed) == 0)
+        plugin.waiving.store(false, ordering: .relaxed)
+        try pub.publish("w/c", "checked")
+        #expect(try sub.collectPublishes(for: 0.5).isEmpty, "the plugin refuses everything it is asked")
+        #expect(plugin.asked.load(ordering: .relaxed) == 1)
     }
 
     @Test("authorizeSubscribe: refusals and QoS caps appear in SUBACK")
