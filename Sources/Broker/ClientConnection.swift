@@ -133,6 +133,12 @@ final class ClientConnection: Connection {
                 handleConnectFrame(frame)
                 continue
             }
+            if frame.header >> 4 == PacketType.publish.rawValue {
+                // Most of the traffic: decoded and handled without a `Packet` around it.
+                guard let p = decodePublish(frame) else { return }
+                handlePublish(p)
+                continue
+            }
             guard let packet = decode(frame) else { return }
             handle(packet)
         }
@@ -156,6 +162,16 @@ final class ClientConnection: Connection {
     private func decode(_ frame: Frame) -> Packet? {
         do {
             return try Packet.decode(frame, version: version, from: .client)
+        } catch {
+            violation(error)
+            return nil
+        }
+    }
+
+    /// The frame's PUBLISH (what `Packet.decode` makes of a PUBLISH frame); nil after a violation.
+    private func decodePublish(_ frame: Frame) -> PublishPacket? {
+        do {
+            return try PublishPacket.decode(flags: frame.header & 0x0F, frame.body, version: version, sender: .client)
         } catch {
             violation(error)
             return nil

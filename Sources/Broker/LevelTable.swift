@@ -55,6 +55,71 @@ struct LevelTable<Value: AnyObject> {
         if values.count * 2 > slots.count { rebuild() } else { place(values.count - 1) }
     }
 
+    /// Removes the value for `key`, in constant time (the table of whole topics can
+    /// be large): the last entry takes its place, and the probe chain is closed up.
+    @discardableResult
+    mutating func remove(key: ArraySlice<UInt8>) -> Value? {
+        let h = key.withUnsafeBufferPointer { Self.hash($0, 0, $0.count) }
+        guard let s = slot(of: key, hash: h) else { return nil }
+        let index = Int(slots[s])
+        let removed = values[index]
+        closeGap(at: s)
+        let last = values.count - 1
+        if index != last {
+            slots[slot(ofIndex: last)] = Int32(index)
+            keys.swapAt(index, last)
+            hashes.swapAt(index, last)
+            values.swapAt(index, last)
+        }
+        keys.removeLast()
+        hashes.removeLast()
+        values.removeLast()
+        return removed
+    }
+
+    /// The slot holding `key`, if it is in the table.
+    private func slot(of key: ArraySlice<UInt8>, hash h: UInt64) -> Int? {
+        if values.isEmpty { return nil }
+        let mask = slots.count - 1
+        var i = Int(truncatingIfNeeded: h) & mask
+        while true {
+            let index = Int(slots[i])
+            if index < 0 { return nil }
+            if hashes[index] == h && keys[index].elementsEqual(key) { return i }
+            i = (i + 1) & mask
+        }
+    }
+
+    /// The slot holding entry `index` (which is in the table).
+    private func slot(ofIndex index: Int) -> Int {
+        let mask = slots.count - 1
+        var i = Int(truncatingIfNeeded: hashes[index]) & mask
+        while Int(slots[i]) != index { i = (i + 1) & mask }
+        return i
+    }
+
+    /// Empties slot `s` and moves later entries of its probe chain back into the gap,
+    /// so that every entry stays reachable from its home slot (no tombstones).
+    private mutating func closeGap(at s: Int) {
+        let mask = slots.count - 1
+        var gap = s
+        var j = s
+        slots[gap] = -1
+        while true {
+            j = (j + 1) & mask
+            let index = Int(slots[j])
+            if index < 0 { return }
+            let home = Int(truncatingIfNeeded: hashes[index]) & mask
+            // The entry may move into the gap unless its home lies after the gap, up to j (cyclically).
+            let stays = gap <= j ? (home > gap && home <= j) : (home > gap || home <= j)
+            if !stays {
+                slots[gap] = slots[j]
+                slots[j] = -1
+                gap = j
+            }
+        }
+    }
+
     mutating func remove(_ value: Value) {
         guard let i = values.firstIndex(where: { $0 === value }) else { return }
         keys.remove(at: i)

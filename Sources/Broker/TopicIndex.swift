@@ -11,9 +11,11 @@ struct SubscriptionEntry {
     var checkDeliveries = false
 }
 
-/// The subscriptions of one loop's sessions, as a trie of topic levels. Only the
-/// owning loop reads or writes it; a PUBLISH is matched on every loop that has
-/// subscriptions, each against its own index.
+/// The subscriptions of one loop's sessions. Filters without wildcards are kept in
+/// one table keyed by the whole filter, so a PUBLISH finds them with one lookup;
+/// filters with '+' or '#' in a trie of topic levels, which a PUBLISH walks only as
+/// far as wildcard filters go. Only the owning loop reads or writes it; a PUBLISH
+/// is matched on every loop that has subscriptions, each against its own index.
 final class TopicIndex {
     final class Node {
         @exclusivity(unchecked) var children = LevelTable<Node>()
@@ -25,13 +27,19 @@ final class TopicIndex {
         var isEmpty: Bool { children.isEmpty && plus == nil && hash == nil && entries.isEmpty }
     }
 
+    /// The trie of the filters with wildcards.
     private let root = Node()
+    /// The filters without wildcards, each a node with only `entries`.
+    @exclusivity(unchecked) private var exact = LevelTable<Node>()
     private(set) var count = 0
+
+    /// A filter with '+' or '#' (which, in a valid filter, stand for whole levels).
+    static func hasWildcards(_ filter: ByteString) -> Bool { filter.bytes.contains { $0 == 0x2B || $0 == 0x23 } }
 
     /// Adds or replaces a session's subscription; returns true when it replaced one.
     @discardableResult
     func insert(filter: ByteString, entry: SubscriptionEntry) -> Bool {
-        let node = path(filter, create: true)!
+        let node = Self.hasWildcards(filter) ? path(filter, create: true)! : exactNode(filter)
         if let i = node.entries.firstIndex(where: { $0.session === entry.session }) {
             node.entries[i] = entry
             return true
@@ -41,9 +49,24 @@ final class TopicIndex {
         return false
     }
 
+    private func exactNode(_ filter: ByteString) -> Node {
+        if let node = exact.find(filter.bytes) { return node }
+        let node = Node()
+        exact.insert(filter.bytes, node)
+        return node
+    }
+
     /// Removes a session's subscription; returns true when there was one.
     @discardableResult
     func remove(filter: ByteString, session: Session) -> Bool {
+        if !Self.hasWildcards(filter) {
+            guard let node = exact.find(filter.bytes), let i = node.entries.firstIndex(where: { $0.session === session })
+            else { return false }
+            node.entries.remove(at: i)
+            count -= 1
+            if node.entries.isEmpty { exact.remove(key: filter.bytes) }
+            return true
+        }
         var trail: [(Node, Node)] = []  // (parent, child) for pruning
         var node = root
         for level in Self.levels(filter) {
@@ -103,7 +126,8 @@ final class TopicIndex {
     func match(_ topic: ByteString, _ visit: (SubscriptionEntry) -> Void) {
         let dollar = topic.bytes.first == 0x24
         topic.bytes.withUnsafeBufferPointer { p in
-            Self.match(root, p, 0, dollar, visit)
+            if let node = exact.find(p, 0, p.count) { for e in node.entries { visit(e) } }
+            if !root.isEmpty { Self.match(root, p, 0, dollar, visit) }
         }
     }
 

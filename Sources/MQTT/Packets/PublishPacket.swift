@@ -22,7 +22,9 @@ public struct PublishPacket: Equatable, Sendable {
         self.properties = properties
     }
 
-    static func decode(flags: UInt8, _ body: ArraySlice<UInt8>, version: ProtocolVersion, sender: Sender)
+    /// Decodes the body of a PUBLISH frame (`flags`: the low nibble of its first byte),
+    /// as `Packet.decode` does for one.
+    public static func decode(flags: UInt8, _ body: ArraySlice<UInt8>, version: ProtocolVersion, sender: Sender)
         throws(CodecError) -> PublishPacket
     {
         guard let qos = QoS(rawValue: (flags >> 1) & 0x03) else {
@@ -76,11 +78,26 @@ public struct PublishPacket: Equatable, Sendable {
     /// Returns the bytes written; 0 (nothing written) when they cannot make a PUBLISH.
     @inline(__always)
     public static func encodeQoS0(topic: ByteString, payload: ArraySlice<UInt8>, into out: inout [UInt8]) -> Int {
+        let t = topic.count
+        var remaining = 2 + t + payload.count
+        guard t <= 65_535, remaining <= maximumVariableInt else { return 0 }
+        // The fixed header and the topic's length, at most 7 bytes, written at once.
+        var head: UInt64 = 0x30
+        var n = 1
+        repeat {
+            let digit = UInt64(remaining & 0x7F)
+            remaining >>= 7
+            head |= (remaining > 0 ? digit | 0x80 : digit) << (8 * n)
+            n += 1
+        } while remaining > 0
+        head |= UInt64(t >> 8) << (8 * n) | UInt64(t & 0xFF) << (8 * (n + 1))
+        n += 2
         let start = out.count
-        guard topic.count <= 65_535, (try? writeFixedHeader(into: &out, 0x30, remaining: 2 + topic.count + payload.count)) != nil
-        else { return 0 }
-        out.appendBinary(topic.bytes)
-        out.append(contentsOf: payload)
+        let needed = start + n + t + payload.count
+        if out.capacity < needed { out.reserveCapacity(Swift.max(needed, out.capacity * 2)) }
+        withUnsafeBytes(of: head.littleEndian) { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        topic.bytes.withUnsafeBufferPointer { out.append(contentsOf: $0) }
+        payload.withUnsafeBufferPointer { out.append(contentsOf: $0) }
         return out.count - start
     }
 
