@@ -162,16 +162,16 @@ final class BrokerLoop {
     /// nothing has to keep one: no other loop or shared subscription to hand it to,
     /// and every recipient a connected 3.x client, whose PUBLISH is the same bytes
     /// whatever its subscription (QoS 0, no retain flag, no properties). Otherwise
-    /// the message is built with `make` and delivered as `publish` would.
-    func forwardQoS0(topic: ByteString, payload: ArraySlice<UInt8>, origin: String, make: () -> Message) {
+    /// the message is built and delivered as `publish` would.
+    func forwardQoS0(topic: ByteString, payload: ArraySlice<UInt8>, origin: String) {
         if !broker.shared.isEmpty || othersHaveSubscriptions {
-            publish(make())
+            publish(Message(qos0Topic: topic, payload: payload, origin: origin, now: now))
             return
         }
         stats.publishReceived += 1
         collectRecipients(topic, origin: origin)
         for d in scratch where !takesBytesAsTheyAre(d.session) {
-            deliverToRecipients(make())
+            deliverToRecipients(Message(qos0Topic: topic, payload: payload, origin: origin, now: now))
             return
         }
         for d in scratch {

@@ -51,9 +51,7 @@ extension ClientConnection {
             && (extras?.waiting.isEmpty ?? true)
         {
             // Nothing to decide, acknowledge or store, and nothing waits before it.
-            ctx.forwardQoS0(topic: topic, payload: p.payload, origin: clientID) {
-                Message(publish: p, topic: topic, origin: clientID, now: ctx.now)
-            }
+            ctx.forwardQoS0(topic: topic, payload: p.payload, origin: clientID)
             return
         }
         switch transform(p, topic: topic) {

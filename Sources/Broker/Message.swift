@@ -65,6 +65,15 @@ public final class Message: @unchecked Sendable {
                   properties: p.properties, expiresAt: expiry, origin: origin, receivedAt: now)
     }
 
+    /// A QoS 0 message without retain flag or properties (a 3.x client's), its topic
+    /// and payload copied out of the read buffer into one allocation.
+    convenience init(qos0Topic topic: ByteString, payload: ArraySlice<UInt8>, origin: String?, now: UInt64) {
+        let t = topic.count
+        let storage = Self.joined(topic.bytes, payload)
+        self.init(topic: ByteString(storage[0..<t]), payload: storage[t...], qos: .atMostOnce, retain: false,
+                  origin: origin, receivedAt: now)
+    }
+
     /// Topic and payload in one new array. Up to `smallMessage` bytes, the two are
     /// first copied side by side on the stack and the array is made from that
     /// buffer: the copy is specialized for bytes, whereas every other way to make an

@@ -48,4 +48,18 @@ struct MessageStorageTests {
         #expect(Message.joined([1, 2], []) == [1, 2])
         #expect(Message.joined([], [3]) == [3])
     }
+
+    @Test("a 3.x QoS 0 message made from topic and payload is the one made from its PUBLISH",
+          arguments: [(3, 0), (12, 64), (20, 3_000)])
+    func qos0Message(topic: Int, payload: Int) {
+        let (p, t, _) = Self.packet(topic: topic, payload: payload)
+        let a = Message(publish: p, topic: t, origin: "c", now: 9)
+        let b = Message(qos0Topic: t, payload: p.payload, origin: "c", now: 9)
+        #expect(a.topic == b.topic && a.payload.elementsEqual(b.payload))
+        #expect(a.qos == b.qos && a.retain == b.retain && a.properties == b.properties)
+        #expect(a.expiresAt == b.expiresAt && a.origin == b.origin && a.receivedAt == b.receivedAt)
+        b.payload.withUnsafeBufferPointer { pay in
+            b.topic.bytes.withUnsafeBufferPointer { top in #expect(top.baseAddress! + topic == pay.baseAddress!) }
+        }
+    }
 }
