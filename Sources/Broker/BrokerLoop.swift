@@ -46,6 +46,8 @@ final class BrokerLoop {
     @exclusivity(unchecked) private var routeStamp: UInt64 = 0
     @exclusivity(unchecked) private var scratch: [PendingDelivery] = []
     @exclusivity(unchecked) private var routeTargets: [Int] = []
+    /// A QoS 0 PUBLISH encoded once for the several recipients of `forwardQoS0`.
+    @exclusivity(unchecked) private var qos0Bytes: [UInt8] = []
 
     struct PendingDelivery {
         let session: Session
@@ -174,13 +176,19 @@ final class BrokerLoop {
             deliverToRecipients(Message(qos0Topic: topic, payload: payload, origin: origin, now: now))
             return
         }
+        // One recipient: encoded straight into its output. More: encoded once, copied to each.
+        let many = scratch.count > 1
+        if many {
+            while !qos0Bytes.isEmpty { qos0Bytes.removeLast() }
+            if PublishPacket.encodeQoS0(topic: topic, payload: payload, into: &qos0Bytes) == 0 { return }
+        }
         for d in scratch {
             guard !d.session.ended, let conn = d.session.connection, conn.isReady else { continue }  // as `deliver`
             if conn.pendingOutput > config.slowConsumerBytes {
                 stats.publishDropped += 1
                 continue
             }
-            conn.sendQoS0Publish(topic: topic, payload: payload)
+            if many { conn.sendEncodedQoS0Publish(qos0Bytes) } else { conn.sendQoS0Publish(topic: topic, payload: payload) }
         }
     }
 
