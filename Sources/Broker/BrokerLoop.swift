@@ -45,6 +45,8 @@ final class BrokerLoop {
     private var outboxScheduled = false
     @exclusivity(unchecked) private var routeStamp: UInt64 = 0
     @exclusivity(unchecked) private var scratch: [PendingDelivery] = []
+    /// The broker runs this loop only: nothing is ever routed to another.
+    private let alone: Bool
     @exclusivity(unchecked) private var routeTargets: [Int] = []
     /// A QoS 0 PUBLISH encoded once for the several recipients of `forwardQoS0`.
     @exclusivity(unchecked) private var qos0Bytes: [UInt8] = []
@@ -60,6 +62,7 @@ final class BrokerLoop {
         self.loop = loop
         self.broker = broker
         self.outbox = Array(repeating: [], count: loopCount)
+        self.alone = loopCount == 1
     }
 
     var config: BrokerConfig { broker.config }
@@ -194,8 +197,8 @@ final class BrokerLoop {
 
     /// Whether any other loop holds subscriptions (a message would have to go there).
     private var othersHaveSubscriptions: Bool {
+        if alone { return false }
         let loops = broker.loops
-        if loops.count == 1 { return false }
         for other in loops where other !== self && other.subscriptionCount.load(ordering: .relaxed) > 0 { return true }
         return false
     }

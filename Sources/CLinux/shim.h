@@ -12,6 +12,23 @@
 #include <unistd.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <sys/syscall.h>
+
+// read, write and epoll_wait straight through syscall(2): glibc's own wrappers are
+// thread cancellation points, and in a multi-threaded process each call switches
+// asynchronous cancellation on and off around the system call (two calls into
+// libpthread per read or write, per message on the forwarding path). Parley never
+// cancels a thread. Results and errno are those of the usual wrappers.
+static inline ssize_t parley_read(int fd, void *buf, size_t count) {
+    return syscall(SYS_read, fd, buf, count);
+}
+static inline ssize_t parley_write(int fd, const void *buf, size_t count) {
+    return syscall(SYS_write, fd, buf, count);
+}
+/* epoll_pwait with no signal mask is epoll_wait; SYS_epoll_wait is missing on some architectures. */
+static inline int parley_epoll_wait(int epfd, struct epoll_event *events, int max, int timeout) {
+    return (int)syscall(SYS_epoll_pwait, epfd, events, max, timeout, (void *)0, (size_t)8);  /* the kernel's sigset: 64 bits */
+}
 
 #ifndef __USE_GNU
 // Glibc declares these only with _GNU_SOURCE, which the Clang importer does not set.

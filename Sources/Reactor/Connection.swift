@@ -189,7 +189,7 @@ open class Connection: EventHandler {
         // Level-triggered: one full buffer per turn is fair; the rest is reported again.
         for _ in 0..<4 {
             if isClosed { return }
-            let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
+            let n = parley_read(fd, buffer.baseAddress, buffer.count)
             if n > 0 {
                 arrived(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
                 if n < buffer.count { return }
@@ -294,7 +294,7 @@ open class Connection: EventHandler {
         }
         while outOffset < outBuffer.count {
             let n = outBuffer.withUnsafeBytes { p in
-                Glibc.write(fd, p.baseAddress! + outOffset, p.count - outOffset)
+                parley_write(fd, p.baseAddress! + outOffset, p.count - outOffset)
             }
             if n > 0 {
                 outOffset += n

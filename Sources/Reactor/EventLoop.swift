@@ -267,7 +267,7 @@ public final class EventLoop: @unchecked Sendable {
             let timeout = pending ? 0 : timers.millisecondsUntilNext(now: now).map { Int32(min($0, 1000)) } ?? 1000
             parkedUntil = now + UInt64(timeout)
             disown()
-            let n = events.withUnsafeMutableBufferPointer { epoll_wait(epfd, $0.baseAddress, 256, timeout) }
+            let n = events.withUnsafeMutableBufferPointer { parley_epoll_wait(epfd, $0.baseAddress, 256, timeout) }
             own()
             now = EventLoop.monotonicMilliseconds()
             if n < 0 {

@@ -24,6 +24,26 @@ struct PublishTests {
         }
     }
 
+    @Test("encodeQoS0 of a decoded 3.x PUBLISH (topic and payload side by side in one frame) gives back its bytes",
+          arguments: [0, 1, 5, 123, 124, 16_380])
+    func directQoS0FromFrame(payloadSize: Int) throws {
+        let payload = (0..<payloadSize).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 1) }[...]
+        var wire: [UInt8] = []
+        try PublishPacket(topic: "room/42/chat", payload: payload).encode(into: &wire, version: .v3_1_1)
+        var decoder = FrameDecoder()
+        wire.withUnsafeBytes { decoder.append($0) }
+        let frame = try #require(try decoder.next())
+        let p = try PublishPacket.decode(flags: frame.header & 0x0F, frame.body, version: .v3_1_1, sender: .client)
+        var out: [UInt8] = [0xEE]
+        #expect(PublishPacket.encodeQoS0(topic: p.topic, payload: p.payload, into: &out) == wire.count)
+        #expect(out == [0xEE] + wire)
+        // Slices of one array that are not side by side take the other path.
+        let joined = Array("room/42/chatXX".utf8) + Array(payload)
+        var apart: [UInt8] = []
+        _ = PublishPacket.encodeQoS0(topic: ByteString(joined[0..<12]), payload: joined[14...], into: &apart)
+        #expect(apart == wire)
+    }
+
     @Test("encodeQoS0 writes nothing for a topic too long to encode")
     func directQoS0TooLong() {
         var out: [UInt8] = [1]

@@ -105,4 +105,32 @@ struct SystemShimTests {
         #expect(String(cString: sqlite3_column_text(stmt, 0)) == "hello")
         sqlite3_finalize(stmt)
     }
+
+    @Test("read, write and epoll_wait without cancellation points give the usual results and errno")
+    func directSystemCalls() throws {
+        var fds: [Int32] = [-1, -1]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0, &fds) == 0)
+        defer { close(fds[0]); close(fds[1]) }
+        let ep = epoll_create1(Int32(EPOLL_CLOEXEC))
+        defer { close(ep) }
+        var ev = epoll_event()
+        ev.events = EPOLLIN.rawValue
+        ev.data.fd = fds[1]
+        #expect(epoll_ctl(ep, EPOLL_CTL_ADD, fds[1], &ev) == 0)
+        var events = [epoll_event](repeating: epoll_event(), count: 4)
+        #expect(parley_epoll_wait(ep, &events, 4, 0) == 0)
+        var buffer = [UInt8](repeating: 0, count: 16)
+        errno = 0
+        #expect(parley_read(fds[1], &buffer, 16) == -1)
+        #expect(errno == EAGAIN)
+        let sent: [UInt8] = [1, 2, 3, 4, 5]
+        #expect(parley_write(fds[0], sent, 5) == 5)
+        #expect(parley_epoll_wait(ep, &events, 4, 1000) == 1)
+        #expect(events[0].data.fd == fds[1])
+        #expect(parley_read(fds[1], &buffer, 16) == 5)
+        #expect(Array(buffer[0..<5]) == sent)
+        errno = 0
+        #expect(parley_write(-1, sent, 5) == -1)
+        #expect(errno == EBADF)
+    }
 }

@@ -96,8 +96,17 @@ public struct PublishPacket: Equatable, Sendable {
         let needed = start + n + t + payload.count
         if out.capacity < needed { out.reserveCapacity(Swift.max(needed, out.capacity * 2)) }
         withUnsafeBytes(of: head.littleEndian) { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-        topic.bytes.withUnsafeBufferPointer { out.append(contentsOf: $0) }
-        payload.withUnsafeBufferPointer { out.append(contentsOf: $0) }
+        topic.bytes.withUnsafeBufferPointer { t in
+            payload.withUnsafeBufferPointer { p in
+                // Decoded from one frame, the payload follows the topic: one copy for both.
+                if let t0 = t.baseAddress, let p0 = p.baseAddress, t0 + t.count == p0 {
+                    out.append(contentsOf: UnsafeBufferPointer(start: t0, count: t.count + p.count))
+                } else {
+                    out.append(contentsOf: t)
+                    out.append(contentsOf: p)
+                }
+            }
+        }
         return out.count - start
     }
 
