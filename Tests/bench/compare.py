@@ -26,6 +26,9 @@ What it does:
     forwarder doing one read() per readable connection and one write() per delivery, no
     batching, the least a broker can do with one system call per delivery. Every report
     shows Parley / floor beside Parley / Mosquitto. --no-floor leaves it out;
+    `--brokers ...,floor-ring` adds Tests/bench/floor/floor_ring.c, the same forwarder on
+    io_uring alone (multishot accept and receive, a turn's sends with the wait for the next
+    completions in one io_uring_enter): what a forwarder gains from every call io_uring saves;
   * prints a table (medians over rounds, min-max spread, ratios, targets) and
     writes --out JSON, --markdown and --svg (a hand-made bar chart, no matplotlib).
 
@@ -62,6 +65,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_LOCK = "/tmp/parley-build.lock"
 FLOOR_SOURCE = ROOT / "Tests/bench/floor/floor.c"
+FLOOR_RING_SOURCE = ROOT / "Tests/bench/floor/floor_ring.c"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 HOST = "127.0.0.1"  # loopback only, on purpose
 
@@ -94,7 +98,7 @@ class Scenario:
 
 def with_floor(q):
     """The floor speaks QoS 0 and exact topics only, without persistence."""
-    return ("mosquitto", "parley", "floor") if q == 0 else ("mosquitto", "parley")
+    return ("mosquitto", "parley", "floor", "floor-ring") if q == 0 else ("mosquitto", "parley")
 
 
 def full_scenarios():
@@ -264,8 +268,8 @@ class Broker:
         a = self.args
         sys_interval = SYS_DEFAULT_INTERVAL if a.sys == "default" else 0
         conf = self.workdir / f"{tag}.conf"
-        if self.kind == "floor":
-            return [str(a.floor_bin), str(port)]  # 127.0.0.1 only, no settings: see floor.c
+        if self.kind == "floor":  # 127.0.0.1 only, no settings: see floor.c and floor_ring.c
+            return [str(a.floor_ring_bin if self.variant == "floor-ring" else a.floor_bin), str(port)]
         if self.kind == "mosquitto":
             conf.write_text("\n".join([
                 f"listener {port} {HOST}",
@@ -336,7 +340,7 @@ def make_broker(variant, args, workdir):
         return Broker(variant, "mosquitto", 1, args, workdir)
     if variant == "parley":
         return Broker(variant, "parley", args.loops, args, workdir)
-    if variant == "floor":
+    if variant in ("floor", "floor-ring"):  # floor-ring: only when --brokers names it
         return Broker(variant, "floor", 1, args, workdir)
     if variant.startswith("parley-loops"):
         return Broker(variant, "parley", int(variant[len("parley-loops"):]), args, workdir)
@@ -645,7 +649,8 @@ def evaluate_targets(summary):
 # --------------------------------------------------------------------------- formatting
 
 VARIANT_NAMES = {"mosquitto": "Mosquitto", "parley": "Parley", "parley-loops1": "Parley 1 loop",
-                 "parley-loops2": "Parley 2 loops", "parley-write": "Parley write()", "parley-ring": "Parley io_uring", "floor": "floor"}
+                 "parley-loops2": "Parley 2 loops", "parley-write": "Parley write()", "parley-ring": "Parley io_uring", "floor": "floor",
+                 "floor-ring": "floor, io_uring"}
 
 
 def vname(v):
@@ -1105,7 +1110,8 @@ def main(argv):
     wanted = {b.strip() for b in args.brokers.split(",")}
     if args.no_floor:
         wanted.discard("floor")
-    if "floor" in wanted and any("floor" in s.variants for s in scenarios) and \
+        wanted.discard("floor-ring")
+    if wanted & {"floor", "floor-ring"} and any("floor" in s.variants for s in scenarios) and \
             not (os.path.isfile(args.cc) and os.access(args.cc, os.X_OK)):
         if args.smoke:
             print(f"compare: no C compiler at {args.cc}; running without the floor", file=sys.stderr)
@@ -1136,9 +1142,12 @@ def main(argv):
     shutil.copy2(args.parley, workdir / "parley")
     args.parley = workdir / "parley"
     args.floor_bin = None
-    if any("floor" in s.variants for s in scenarios):
-        args.floor_bin = workdir / "floor"
-        cmd = [args.cc, "-O2", "-o", str(args.floor_bin), str(FLOOR_SOURCE)]
+    args.floor_ring_bin = None
+    for variant, source, attr in (("floor", FLOOR_SOURCE, "floor_bin"), ("floor-ring", FLOOR_RING_SOURCE, "floor_ring_bin")):
+        if not any(variant in s.variants for s in scenarios):
+            continue
+        setattr(args, attr, workdir / variant)
+        cmd = [args.cc, "-O2", "-o", str(getattr(args, attr)), str(source)]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         if r.returncode != 0:
             print(f"compare: {' '.join(cmd)} failed:\n{r.stderr}", file=sys.stderr)
