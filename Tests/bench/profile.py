@@ -5,7 +5,7 @@
     Tests/bench/profile.py --only rate-pairs-q0 --rounds 1 --brokers parley,floor
     Tests/bench/profile.py --strace                          # also a strace pass: system calls by name and fd kind
 
-For each round, scenario and broker (mosquitto, parley = its defaults, parley-loops2, floor; the
+For each round, scenario and broker (mosquitto, parley = its defaults, parley-loops2, floor, floor-ring; the
 brokers and settings of compare.py, which this imports) it starts a fresh broker on 127.0.0.1,
 runs `parley bench` at the scenario's fixed rate, waits for "clients ready" plus --warm seconds,
 then over --window seconds counts, for the broker process (all its threads):
@@ -306,12 +306,18 @@ def main(argv):
     args.parley = workdir / "parley"
     args.floor_bin = workdir / "floor"
     subprocess.run([args.cc, "-O2", "-o", str(args.floor_bin), str(C.FLOOR_SOURCE)], check=True, timeout=120)
+    args.floor_ring_bin = None
+    if "floor-ring" in variants:  # the floor on io_uring alone (Tests/bench/floor/floor_ring.c)
+        args.floor_ring_bin = workdir / "floor-ring"
+        subprocess.run([args.cc, "-O2", "-o", str(args.floor_ring_bin), str(C.FLOOR_RING_SOURCE)], check=True,
+                       timeout=120)
     C.raise_nofile()
     records = []
     try:
         for rnd in range(1, args.rounds + 1):
             for sc in scenarios:
-                order = [v for v in variants if v == "floor" or sc.qos == 0 or v != "floor"]
+                # The floors speak QoS 0 only.
+                order = [v for v in variants if sc.qos == 0 or v not in ("floor", "floor-ring")]
                 order = order if rnd % 2 else list(reversed(order))
                 for v in order:
                     rec = run(args, sc, v, rnd, workdir, False)
