@@ -95,9 +95,26 @@ public final class Statement {
 
     @discardableResult
     public func bind(_ index: Int32, _ value: String?) -> Statement {
-        if let value { sqlite3_bind_text(stmt, index, value, -1, parley_sqlite_transient()) } else { sqlite3_bind_null(stmt, index) }
+        guard var value else {
+            sqlite3_bind_null(stmt, index)
+            return self
+        }
+        // By its length in bytes, not as a C string: text may hold U+0000 (a chat body
+        // may), and a C string would end there, storing less than was acknowledged.
+        value.withUTF8 { p in
+            p.withMemoryRebound(to: CChar.self) { c in
+                _ = sqlite3_bind_text(stmt, index, c.baseAddress ?? Self.emptyText, Int32(c.count), parley_sqlite_transient())
+            }
+        }
         return self
     }
+
+    /// Where an empty text is bound from: SQLite binds NULL for a null pointer.
+    private static let emptyText: UnsafePointer<CChar> = {
+        let p = UnsafeMutablePointer<CChar>.allocate(capacity: 1)
+        p.initialize(to: 0)
+        return UnsafePointer(p)
+    }()
 
     @discardableResult
     public func bind<C: Collection>(_ index: Int32, bytes: C?) -> Statement where C.Element == UInt8 {
@@ -143,7 +160,9 @@ public final class Statement {
     public func optionalInt(_ column: Int32) -> Int64? { isNull(column) ? nil : int(column) }
     public func text(_ column: Int32) -> String? {
         guard let p = sqlite3_column_text(stmt, column) else { return nil }
-        return String(cString: p)
+        // Its length in bytes (asked after the text, as SQLite wants): U+0000 included.
+        let count = Int(sqlite3_column_bytes(stmt, column))
+        return String(decoding: UnsafeBufferPointer(start: p, count: count), as: UTF8.self)
     }
     public func blob(_ column: Int32) -> [UInt8] {
         let count = Int(sqlite3_column_bytes(stmt, column))

@@ -697,6 +697,18 @@ def test_post_201_and_ckey_200(gw):
     check_post(e6, 6, "general", "bob", "no key")
 
 
+def test_post_body_with_nul_is_kept_whole(gw):
+    """A body may hold U+0000: the live envelope and the history both keep all of it (the
+    store once bound text as a C string, so history held "" for a body of one U+0000,
+    which schemathesis caught against the schema's minLength, and "a" for "a\u0000b")."""
+    alice, bob = alice_bob(gw)
+    for i, body in enumerate(["\u0000", "a\u0000b", "\u0000" * 3 + "tail"], start=1):
+        e = post(bob, "general", body)
+        check_post(e, i, "general", "bob", body)
+    page = history(alice, "general")
+    assert [m["body"] for m in page["messages"]] == ["\u0000", "a\u0000b", "\u0000" * 3 + "tail"], page
+
+
 @pytest.mark.parametrize("body,code", [
     ({"body": ""}, INVALID_BODY),
     ({"body": "x" * 16385}, INVALID_BODY),
